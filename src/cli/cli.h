@@ -1,0 +1,26 @@
+/*
+ * cli.h - the `sluice` command: subcommand entry points and shared argument helpers.
+ * Exit codes (contracts.md §1): 0 success, 1 runtime failure, 2 usage or configuration error.
+ */
+#ifndef SL_CLI_H
+#define SL_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sluice/engine.h"
+
+enum { SL_EXIT_OK = 0, SL_EXIT_FAILURE = 1, SL_EXIT_USAGE = 2 };
+
+int sl_cmd_compile(int argc, char **argv);
+int sl_cmd_invoke(int argc, char **argv);
+
+/* "64MiB", "512KiB", "1GiB", "4096" -> bytes. False when malformed. */
+bool sl_parse_size(const char *text, uint64_t *bytes);
+/* "100ms", "2s", "150" (milliseconds) -> milliseconds. */
+bool sl_parse_millis(const char *text, uint32_t *ms);
+
+/* Maps a library status to the exit code contracts.md §1 asks for. */
+int sl_exit_code_for(sl_status status);
+
+#endif

@@ -1,0 +1,254 @@
+/*
+ * abi.c - canonical ABI lowering (host -> guest) and lifting (guest -> host).
+ *
+ * Layouts (little-endian, wasm32): string and list<T> are (i32 ptr, i32 len);
+ * tuple<string,string> is 16 bytes; event is 16 bytes (payload list, metadata list);
+ * result<list<event>, string> and result<_, string> are 12 bytes with a u8 discriminant
+ * at 0 and the case's (ptr, len) at 4. docs/reference/processor-abi.md has the details.
+ */
+#include "wasm/abi.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- bounds-checked guest memory access ------------------------------------------- */
+
+/* Calls into the guest with in_guest set, so a fault inside is the guest's, while one in
+ * host code between calls still crashes loudly as a host bug would. */
+#define GUEST_CALL(inst, expr)        \
+  ({                                  \
+    (inst)->thread->in_guest = 1;     \
+    __typeof__(expr) r_ = (expr);     \
+    (inst)->thread->in_guest = 0;     \
+    r_;                               \
+  })
+#define GUEST_CALL_VOID(inst, expr) \
+  do {                              \
+    (inst)->thread->in_guest = 1;   \
+    expr;                           \
+    (inst)->thread->in_guest = 0;   \
+  } while (0)
+
+__attribute__((noreturn, format(printf, 2, 3))) static void bad_result(sl_instance *inst,
+                                                                       const char *fmt, ...) {
+  char detail[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(detail, sizeof detail, fmt, ap);
+  va_end(ap);
+  (void)inst;
+  sl__rt_trap(SL_FAULT_BAD_RESULT, detail);
+}
+
+/* A host pointer to guest bytes [ptr, ptr+len), valid until the next guest call. */
+static const uint8_t *guest_span(sl_instance *inst, uint32_t ptr, uint64_t len, uint32_t align,
+                                 const char *what) {
+  uint64_t size = inst->memory->size;
+  if ((uint64_t)ptr + len > size)
+    bad_result(inst, "%s [ptr=%u, len=%llu] lies outside the %llu-byte linear memory", what, ptr,
+               (unsigned long long)len, (unsigned long long)size);
+  if (align > 1 && (ptr & (align - 1)))
+    bad_result(inst, "%s at %u is not %u-byte aligned", what, ptr, align);
+  return inst->memory->data + ptr;
+}
+
+static uint32_t read_u32(const uint8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+static void write_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+
+static bool valid_utf8(const uint8_t *s, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    uint8_t c = s[i];
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      n = 1, cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2, cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (len - i <= n) return false;
+    for (size_t k = 1; k <= n; k++) {
+      if ((s[i + k] & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (s[i + k] & 0x3f);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+/* ---- lowering ---------------------------------------------------------------------- */
+
+static uint32_t guest_alloc(sl_instance *inst, uint32_t align, uint64_t size, const char *what) {
+  if (size > UINT32_MAX) {
+    char detail[160];
+    snprintf(detail, sizeof detail, "%s of %llu bytes does not fit in 32-bit guest memory", what,
+             (unsigned long long)size);
+    sl__rt_trap(SL_FAULT_OUT_OF_MEMORY, detail);
+  }
+  uint32_t ptr = GUEST_CALL(inst, inst->api->realloc(inst->guest, 0, 0, align, (uint32_t)size));
+  if (ptr == 0 && size > 0) {
+    char detail[160];
+    snprintf(detail, sizeof detail, "cabi_realloc could not allocate %llu bytes for the %s",
+             (unsigned long long)size, what);
+    sl__rt_trap(SL_FAULT_OUT_OF_MEMORY, detail);
+  }
+  guest_span(inst, ptr, size, align, "cabi_realloc's allocation");
+  return ptr;
+}
+
+static uint32_t lower_bytes(sl_instance *inst, const uint8_t *bytes, size_t len, const char *what) {
+  uint32_t ptr = guest_alloc(inst, 1, len, what);
+  if (len) memcpy(inst->memory->data + ptr, bytes, len);
+  return ptr;
+}
+
+/* list<tuple<string, string>> from host pairs. */
+static uint32_t lower_pairs(sl_instance *inst, const sl_bytes *keys, const sl_bytes *values,
+                            size_t stride, size_t count) {
+  /* Like other component hosts, the list is allocated even when empty (size 0). */
+  uint32_t array = guest_alloc(inst, 4, (uint64_t)count * 16, "metadata list");
+  for (size_t i = 0; i < count; i++) {
+    const sl_bytes *k = (const sl_bytes *)((const char *)keys + i * stride);
+    const sl_bytes *v = (const sl_bytes *)((const char *)values + i * stride);
+    uint32_t kp = lower_bytes(inst, k->ptr, k->len, "metadata key");
+    uint32_t vp = lower_bytes(inst, v->ptr, v->len, "metadata value");
+    /* Re-derive the host pointer: the allocations above may have grown memory. */
+    uint8_t *rec = inst->memory->data + array + i * 16;
+    write_u32(rec, kp);
+    write_u32(rec + 4, (uint32_t)k->len);
+    write_u32(rec + 8, vp);
+    write_u32(rec + 12, (uint32_t)v->len);
+  }
+  return array;
+}
+
+/* ---- lifting ----------------------------------------------------------------------- */
+
+typedef struct lift_budget {
+  uint64_t bytes;
+} lift_budget;
+
+static void charge(sl_instance *inst, lift_budget *budget, uint64_t bytes) {
+  budget->bytes += bytes;
+  if (budget->bytes > SL_ABI_MAX_OUTPUT_BYTES)
+    bad_result(inst, "the result holds more than %llu MiB of data",
+               (unsigned long long)(SL_ABI_MAX_OUTPUT_BYTES >> 20));
+}
+
+static sl_bytes lift_string(sl_instance *inst, sl_event_list *out, lift_budget *budget,
+                            uint32_t ptr, uint32_t len, const char *what, size_t index) {
+  char label[64];
+  snprintf(label, sizeof label, "event %zu %s", index, what);
+  const uint8_t *s = guest_span(inst, ptr, len, 1, label);
+  if (!valid_utf8(s, len)) bad_result(inst, "%s is not valid UTF-8", label);
+  charge(inst, budget, len);
+  sl_bytes copy;
+  if (sl_event_list_copy(out, s, len, &copy) != SL_OK) abort(); /* host out of memory */
+  return copy;
+}
+
+static void lift_events(sl_instance *inst, uint32_t list, uint32_t count, sl_event_list *out) {
+  if (count > SL_ABI_MAX_EVENTS)
+    bad_result(inst, "the result has %u events; at most %u are allowed per call", count,
+               SL_ABI_MAX_EVENTS);
+  guest_span(inst, list, (uint64_t)count * 16, 4, "event list");
+  lift_budget budget = {(uint64_t)count * 16};
+  for (uint32_t i = 0; i < count; i++) {
+    const uint8_t *rec = guest_span(inst, list + i * 16, 16, 4, "event record");
+    uint32_t pp = read_u32(rec), pl = read_u32(rec + 4);
+    uint32_t mp = read_u32(rec + 8), mc = read_u32(rec + 12);
+    char label[64];
+    snprintf(label, sizeof label, "event %u payload", i);
+    const uint8_t *payload = guest_span(inst, pp, pl, 1, label);
+    snprintf(label, sizeof label, "event %u metadata list", i);
+    guest_span(inst, mp, (uint64_t)mc * 16, 4, label);
+    charge(inst, &budget, pl + (uint64_t)mc * 16);
+
+    uint8_t *payload_copy;
+    sl_meta *meta;
+    if (sl_event_list_push(out, pl, mc, &payload_copy, &meta) != SL_OK) abort();
+    if (pl) memcpy(payload_copy, payload, pl);
+    for (uint32_t m = 0; m < mc; m++) {
+      const uint8_t *pair = inst->memory->data + mp + (uint64_t)m * 16;
+      meta[m].key = lift_string(inst, out, &budget, read_u32(pair), read_u32(pair + 4),
+                                "metadata key", i);
+      meta[m].value = lift_string(inst, out, &budget, read_u32(pair + 8), read_u32(pair + 12),
+                                  "metadata value", i);
+    }
+  }
+}
+
+static void lift_error(sl_instance *inst, uint32_t ptr, uint32_t len, char *error, size_t cap) {
+  const uint8_t *s = guest_span(inst, ptr, len, 1, "error string");
+  size_t n = len < cap - 1 ? len : cap - 1;
+  memcpy(error, s, n);
+  error[n] = '\0';
+  /* Keep what is printable; an error message is for people and logs. */
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)error[i] < 0x20 && error[i] != '\t') error[i] = ' ';
+}
+
+/* Reads a 12-byte result area; returns the discriminant (0 or 1), traps otherwise. */
+static uint8_t read_result(sl_instance *inst, uint32_t ptr, uint32_t *a, uint32_t *b) {
+  const uint8_t *r = guest_span(inst, ptr, 12, 4, "result area");
+  uint8_t disc = r[0];
+  if (disc > 1) bad_result(inst, "result discriminant is %u; expected 0 (ok) or 1 (err)", disc);
+  *a = read_u32(r + 4);
+  *b = read_u32(r + 8);
+  return disc;
+}
+
+bool sl__abi_process(sl_instance *inst, const sl_event *in, sl_event_list *out, char *error,
+                     size_t error_cap) {
+  const sl_guest_api *api = inst->api;
+  uint32_t payload = lower_bytes(inst, in->payload.ptr, in->payload.len, "payload");
+  static const sl_meta no_meta;
+  const sl_meta *pairs = in->meta_count ? in->meta : &no_meta;
+  uint32_t meta = lower_pairs(inst, &pairs[0].key, &pairs[0].value, sizeof(sl_meta),
+                              in->meta_count);
+  uint32_t result = GUEST_CALL(inst, api->process(inst->guest, payload, (uint32_t)in->payload.len,
+                                                  meta, (uint32_t)in->meta_count));
+  uint32_t a, b;
+  bool ok = read_result(inst, result, &a, &b) == 0;
+  if (ok)
+    lift_events(inst, a, b, out);
+  else
+    lift_error(inst, a, b, error, error_cap);
+  if (api->post_process) GUEST_CALL_VOID(inst, api->post_process(inst->guest, result));
+  return ok;
+}
+
+bool sl__abi_init(sl_instance *inst, const sl_kv *config, size_t count, char *error,
+                  size_t error_cap) {
+  const sl_guest_api *api = inst->api;
+  if (!api->init) return true;
+  sl_bytes pairs[count ? count * 2 : 1];
+  for (size_t i = 0; i < count; i++) {
+    pairs[2 * i] = sl_bytes_from_cstr(config[i].key);
+    pairs[2 * i + 1] = sl_bytes_from_cstr(config[i].value);
+  }
+  uint32_t list = lower_pairs(inst, &pairs[0], &pairs[1], 2 * sizeof(sl_bytes), count);
+  uint32_t result = GUEST_CALL(inst, api->init(inst->guest, list, (uint32_t)count));
+  uint32_t a, b;
+  bool ok = read_result(inst, result, &a, &b) == 0;
+  if (!ok) lift_error(inst, a, b, error, error_cap);
+  if (api->post_init) GUEST_CALL_VOID(inst, api->post_init(inst->guest, result));
+  return ok;
+}

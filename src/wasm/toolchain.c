@@ -1,0 +1,123 @@
+/*
+ * toolchain.c - spawning wasm2c and cc, and cheap toolchain identities for cache keys.
+ */
+#include "wasm/toolchain.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+sl_status sl__read_file(const char *path, uint8_t **data, size_t *len, sl_error *err) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return sl_error_set(err, SL_IO, "%s: %s", path, strerror(errno));
+  sl_status status = SL_OK;
+  uint8_t *buf = NULL;
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    status = sl_error_set(err, SL_IO, "%s: not a regular file", path);
+    goto done;
+  }
+  buf = malloc(st.st_size ? (size_t)st.st_size : 1);
+  if (!buf) {
+    status = sl_error_set(err, SL_NOMEM, "%s: file too large to read", path);
+    goto done;
+  }
+  if (st.st_size && fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
+    status = sl_error_set(err, SL_IO, "%s: short read", path);
+    goto done;
+  }
+  *data = buf;
+  *len = (size_t)st.st_size;
+  buf = NULL;
+done:
+  free(buf);
+  fclose(f);
+  return status;
+}
+
+sl_status sl__write_file(const char *path, const void *data, size_t len, sl_error *err) {
+  FILE *f = fopen(path, "wb");
+  if (!f) return sl_error_set(err, SL_IO, "%s: %s", path, strerror(errno));
+  size_t written = len ? fwrite(data, 1, len, f) : 0;
+  int closed = fclose(f);
+  if (written != len || closed != 0)
+    return sl_error_set(err, SL_IO, "%s: write failed: %s", path, strerror(errno));
+  return SL_OK;
+}
+
+/* First lines of a tool's output, for an error message. */
+static void tail_of_log(const char *log_path, char *out, size_t cap) {
+  out[0] = '\0';
+  FILE *f = fopen(log_path, "r");
+  if (!f) return;
+  size_t n = fread(out, 1, cap - 1, f);
+  out[n] = '\0';
+  fclose(f);
+  while (n && (out[n - 1] == '\n' || out[n - 1] == ' ')) out[--n] = '\0';
+}
+
+sl_status sl__run_tool(char *const argv[], const char *log_path, sl_error *err) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  pid_t pid;
+  int rc = posix_spawnp(&pid, argv[0], &actions, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0)
+    return sl_error_set(err, SL_IO, "cannot run %s: %s (run scripts/bootstrap to install it)",
+                        argv[0], strerror(rc));
+  int wstatus;
+  while (waitpid(pid, &wstatus, 0) < 0) {
+    if (errno != EINTR) return sl_error_set(err, SL_IO, "waiting for %s: %s", argv[0], strerror(errno));
+  }
+  if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) return SL_OK;
+  char output[700];
+  tail_of_log(log_path, output, sizeof output);
+  if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 127)
+    return sl_error_set(err, SL_IO, "cannot run %s (run scripts/bootstrap to install it)", argv[0]);
+  return sl_error_set(err, SL_DECLINED, "%s failed (%s %d): %s", argv[0],
+                      WIFEXITED(wstatus) ? "exit status" : "signal",
+                      WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : WTERMSIG(wstatus), output);
+}
+
+static bool find_in_path(const char *program, char *out, size_t cap) {
+  if (strchr(program, '/')) {
+    snprintf(out, cap, "%s", program);
+    return access(out, X_OK) == 0;
+  }
+  const char *path = getenv("PATH");
+  if (!path) path = "/usr/local/bin:/usr/bin:/bin";
+  while (*path) {
+    const char *end = strchr(path, ':');
+    size_t n = end ? (size_t)(end - path) : strlen(path);
+    snprintf(out, cap, "%.*s/%s", (int)n, path, program);
+    if (n && access(out, X_OK) == 0) return true;
+    path += n + (end ? 1 : 0);
+  }
+  return false;
+}
+
+void sl__tool_identity(const char *program, char *out, size_t cap) {
+  char found[PATH_MAX], real[PATH_MAX];
+  struct stat st;
+  size_t used = strlen(out);
+  if (!find_in_path(program, found, sizeof found) || !realpath(found, real) ||
+      stat(real, &st) != 0) {
+    snprintf(out + used, cap - used, "%s=missing;", program);
+    return;
+  }
+  snprintf(out + used, cap - used, "%s=%s:%lld:%lld:%llu;", program, real, (long long)st.st_size,
+           (long long)st.st_mtime, (unsigned long long)st.st_ino);
+}

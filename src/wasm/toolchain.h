@@ -1,0 +1,28 @@
+/*
+ * toolchain.h - runs wasm2c and the C compiler, and names the toolchain for the cache key.
+ */
+#ifndef SL_WASM_TOOLCHAIN_H
+#define SL_WASM_TOOLCHAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/status.h"
+
+/* Runs argv[0] (searched in PATH) with stdout and stderr captured into `log_path`.
+ * Returns SL_OK when it exits with status 0; otherwise SL_IO (could not run) or
+ * SL_DECLINED (ran and failed), with the first lines of its output in `err`. */
+sl_status sl__run_tool(char *const argv[], const char *log_path, sl_error *err);
+
+/* Appends to `out` (size `cap`) a description of `program` that changes whenever the
+ * program does: its resolved path, size, modification time and inode. Cheap (stat only),
+ * so it can run on every load without spawning anything. */
+void sl__tool_identity(const char *program, char *out, size_t cap);
+
+/* Reads a whole file into a malloc'ed buffer. SL_IO with a message on failure. */
+sl_status sl__read_file(const char *path, uint8_t **data, size_t *len, sl_error *err);
+
+/* Writes `len` bytes to `path` (created 0644 or truncated). */
+sl_status sl__write_file(const char *path, const void *data, size_t len, sl_error *err);
+
+#endif
