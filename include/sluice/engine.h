@@ -98,8 +98,9 @@ typedef struct sl_engine sl_engine;
 typedef struct sl_module sl_module;
 typedef struct sl_pool sl_pool;
 
-/* Creates the engine. `opts` may be NULL. On success the caller owns *out
- * (free with sl_engine_destroy after every module and pool is gone). */
+/* Creates the engine. `opts` may be NULL. On success the caller owns *out and releases
+ * it with sl_engine_destroy; modules hold their own reference, so the engine's memory
+ * lives until the last module is released. */
 sl_status sl_engine_new(const sl_engine_options *opts, sl_engine **out, sl_error *err);
 void sl_engine_destroy(sl_engine *engine);
 

@@ -12,6 +12,7 @@
 #include "wasm/guest_prelude.h"
 
 struct sl_engine {
+  atomic_int refs; /* the owner's, plus one per loaded module */
   char home[PATH_MAX];
   sl_cache cache;
   char cc[256];
@@ -31,6 +32,8 @@ struct sl_module {
   char name[256];           /* for messages: the file name the module came from */
   char hash[65];
 };
+
+void sl__engine_release(sl_engine *engine);
 
 /* Logs an engine notice through the engine's log function. */
 void sl__engine_notice(sl_engine *engine, const char *fmt, ...)

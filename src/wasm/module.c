@@ -66,6 +66,7 @@ sl_status sl_engine_new(const sl_engine_options *opts, sl_engine **out, sl_error
   snprintf(engine->cc, sizeof engine->cc, "%s", pick(opts->cc, "SLUICE_CC", "cc"));
   snprintf(engine->wasm2c, sizeof engine->wasm2c, "%s", pick(opts->wasm2c, "SLUICE_WASM2C", "wasm2c"));
   snprintf(engine->cflags, sizeof engine->cflags, "%s", opts->cflags ? opts->cflags : "-O2");
+  atomic_init(&engine->refs, 1);
   engine->checks = !opts->no_interrupt_checks;
   engine->log = opts->log;
   engine->log_user = opts->log_user;
@@ -91,7 +92,12 @@ sl_status sl_engine_new(const sl_engine_options *opts, sl_engine **out, sl_error
   return SL_OK;
 }
 
-void sl_engine_destroy(sl_engine *engine) { free(engine); }
+void sl__engine_release(sl_engine *engine) {
+  if (engine && atomic_fetch_sub(&engine->refs, 1) == 1) free(engine);
+}
+
+/* Modules keep the engine alive, so destroying it while they exist is safe. */
+void sl_engine_destroy(sl_engine *engine) { sl__engine_release(engine); }
 
 /* ---- the contract ------------------------------------------------------------------ */
 
@@ -268,6 +274,7 @@ sl_status sl_module_load_bytes(sl_engine *engine, const uint8_t *wasm, size_t le
   if (!module) abort();
   atomic_init(&module->refs, 1);
   module->engine = engine;
+  atomic_fetch_add(&engine->refs, 1);
   snprintf(module->name, sizeof module->name, "%s", name);
   sl__sha256_hex(wasm, len, module->hash);
   snprintf(info->module_hash, sizeof info->module_hash, "%s", module->hash);
@@ -304,7 +311,8 @@ done:
   sl__cache_unlock(lock);
   free(so);
   sl__module_info_free(&mi);
-  if (status != SL_OK) {
+  if (status != SL_OK && module) {
+    sl__engine_release(engine);
     free(module);
     module = NULL;
   }
@@ -330,5 +338,6 @@ void sl_module_release(sl_module *module) {
   if (!module || atomic_fetch_sub(&module->refs, 1) != 1) return;
   /* Every pool holds a reference, so no instance of this module's code exists any more. */
   dlclose(module->dl);
+  sl__engine_release(module->engine);
   free(module);
 }

@@ -186,6 +186,7 @@ sl_status sl__module_info_parse(const uint8_t *wasm, size_t len, sl_module_info 
   uint32_t imported_funcs = 0;
   reader r = {.base = wasm, .pos = 8, .end = len};
   sl_status status = SL_OK;
+  bool section_seen[13] = {false};
 
   while (r.pos < len && !r.failed) {
     uint8_t id = read_byte(&r);
@@ -197,6 +198,12 @@ sl_status sl__module_info_parse(const uint8_t *wasm, size_t len, sl_module_info 
       break;
     }
     reader sec = {.base = wasm, .pos = r.pos, .end = r.pos + size};
+    if (id != 0 && id < sizeof section_seen && section_seen[id]) {
+      r.failed = true;
+      r.what = "a section appears twice";
+      break;
+    }
+    if (id < sizeof section_seen) section_seen[id] = true;
     switch (id) {
     case 1: read_types(&sec, &types); break;
     case 2:

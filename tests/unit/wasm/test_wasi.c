@@ -15,6 +15,7 @@ static sl_pool *wasi_pool(const sl_kv *env, size_t env_count) {
   sl_fault fault;
   cr_assert_eq(sl_pool_new(module, &opts, &pool, &fault), SL_OK, "%s", fault.message);
   sl_module_release(module);
+  sl_engine_destroy(engine);
   return pool;
 }
 

@@ -1,0 +1,64 @@
+;; echo.wat - returns one event identical to its input.
+;;
+;; The smallest possible processor: the event it returns points straight at the payload
+;; and metadata the host lowered into its memory, so nothing is copied. The engine tests
+;; use it for the basic call path and the benchmarks use it to measure per-event overhead.
+;;
+;; Memory map (shared by the hand-written test guests):
+;;   16..27    the result area (12 bytes)
+;;   32..47    the one event record returned (16 bytes)
+;;   1024..    heap for cabi_realloc
+(module
+  (memory (export "memory") 1)
+
+  ;; Bump allocator. Blocks are never freed one by one: cabi_post_process drops them all
+  ;; once the host has copied the result out, so memory stays flat however many events pass.
+  (global $heap_base i32 (i32.const 1024))
+  (global $heap (mut i32) (i32.const 1024))
+
+  (func (export "cabi_realloc")
+        (param $old i32) (param $old_size i32) (param $align i32) (param $size i32)
+        (result i32)
+    (local $ptr i32) (local $end i64) (local $have i64)
+    ;; Round the heap pointer up to $align, a power of two.
+    (local.set $ptr
+      (i32.and (i32.add (global.get $heap) (i32.sub (local.get $align) (i32.const 1)))
+               (i32.sub (i32.const 0) (local.get $align))))
+    ;; Work in 64 bits so that a huge request cannot wrap around.
+    (local.set $end (i64.add (i64.extend_i32_u (local.get $ptr))
+                             (i64.extend_i32_u (local.get $size))))
+    (local.set $have (i64.shl (i64.extend_i32_u (memory.size)) (i64.const 16)))
+    (if (i64.gt_u (local.get $end) (local.get $have))
+      (then
+        ;; Grow by the missing whole pages; failing to get them is an allocator abort.
+        (if (i32.eq (memory.grow (i32.wrap_i64 (i64.shr_u
+                      (i64.add (i64.sub (local.get $end) (local.get $have)) (i64.const 0xffff))
+                      (i64.const 16))))
+                    (i32.const -1))
+          (then unreachable))))
+    ;; A real reallocation keeps the old contents.
+    (if (local.get $old)
+      (then (memory.copy (local.get $ptr) (local.get $old)
+              (select (local.get $size) (local.get $old_size)
+                      (i32.lt_u (local.get $size) (local.get $old_size))))))
+    (global.set $heap (i32.wrap_i64 (local.get $end)))
+    (local.get $ptr))
+
+  (func (export "process")
+        (param $payload i32) (param $payload_len i32) (param $meta i32) (param $meta_count i32)
+        (result i32)
+    ;; The event: the input's own payload and metadata lists.
+    (i32.store offset=0 (i32.const 32) (local.get $payload))
+    (i32.store offset=4 (i32.const 32) (local.get $payload_len))
+    (i32.store offset=8 (i32.const 32) (local.get $meta))
+    (i32.store offset=12 (i32.const 32) (local.get $meta_count))
+    ;; result<list<event>, string>: ok, a list of one event.
+    (i32.store8 offset=0 (i32.const 16) (i32.const 0))
+    (i32.store offset=4 (i32.const 16) (i32.const 32))
+    (i32.store offset=8 (i32.const 16) (i32.const 1))
+    (i32.const 16))
+
+  ;; The host has copied the result out: everything allocated since the last call is free.
+  (func (export "cabi_post_process") (param $result i32)
+    (global.set $heap (global.get $heap_base)))
+)
