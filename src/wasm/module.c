@@ -207,7 +207,8 @@ static sl_status build_native(sl_engine *engine, const uint8_t *wasm, size_t len
   if (status != SL_OK) goto done;
   status = sl__read_file(path[4], so, so_len, err);
 done:
-  if (status == SL_OK || !getenv("SLUICE_KEEP_BUILD"))
+  /* SLUICE_KEEP_BUILD=1 keeps the generated C and the tool output, for debugging. */
+  if (!getenv("SLUICE_KEEP_BUILD"))
     nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
   else
     sl__engine_notice(engine, "build files kept in %s", dir);

@@ -89,8 +89,9 @@ const char *sl__wasi_signature(const char *name) {
 void sl__log_stderr(void *user, const char *node_id, const char *stream, const char *line,
                     size_t len) {
   (void)user;
-  fprintf(stderr, "[%s] %s%s%.*s\n", node_id ? node_id : "processor",
-          strcmp(stream, "stderr") == 0 ? "stderr: " : "", "", (int)len, line);
+  /* "[node] line" for stdout and notices, "[node:stderr] line" for the guest's stderr. */
+  fprintf(stderr, "[%s%s] %.*s\n", node_id ? node_id : "processor",
+          strcmp(stream, "stderr") == 0 ? ":stderr" : "", (int)len, line);
 }
 
 /* ---- guest memory access ----------------------------------------------------------- */
