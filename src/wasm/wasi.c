@@ -278,12 +278,14 @@ u32 Z_wasi_snapshot_preview1Z_fd_prestat_get(sl_wasi *w, u32 fd, u32 out) {
   return WASI_EBADF; /* no preopened directories: this ends wasi-libc's preopen scan */
 }
 
-#define NO_FILES(name, params, ...)                              \
-  u32 Z_wasi_snapshot_preview1Z_##name params {                  \
-    (void)w;                                                     \
-    __VA_ARGS__;                                                 \
-    return WASI_EBADF;                                           \
+#define ANSWER(errno_value, name, params, ...)   \
+  u32 Z_wasi_snapshot_preview1Z_##name params { \
+    (void)w;                                    \
+    __VA_ARGS__;                                \
+    return errno_value;                         \
   }
+#define NO_FILES(name, params, ...) ANSWER(WASI_EBADF, name, params, __VA_ARGS__)
+#define NO_SOCKETS(name, params, ...) ANSWER(WASI_ENOTSUP, name, params, __VA_ARGS__)
 
 NO_FILES(fd_read, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c), (void)fd, (void)a, (void)b, (void)c)
 NO_FILES(fd_pread, (sl_wasi * w, u32 fd, u32 a, u32 b, u64 c, u32 d), (void)fd, (void)a, (void)b, (void)c, (void)d)
@@ -311,12 +313,12 @@ NO_FILES(path_rename, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d, u32 e), 
 NO_FILES(path_readlink, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d, u32 e), (void)fd, (void)a, (void)b, (void)c, (void)d, (void)e)
 NO_FILES(path_symlink, (sl_wasi * w, u32 a, u32 b, u32 fd, u32 c, u32 d), (void)fd, (void)a, (void)b, (void)c, (void)d)
 NO_FILES(path_link, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d, u32 e, u32 f), (void)fd, (void)a, (void)b, (void)c, (void)d, (void)e, (void)f)
-NO_FILES(sock_accept, (sl_wasi * w, u32 fd, u32 a, u32 b), (void)fd, (void)a, (void)b)
-NO_FILES(sock_recv, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d, u32 e), (void)fd, (void)a, (void)b, (void)c, (void)d, (void)e)
-NO_FILES(sock_send, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d), (void)fd, (void)a, (void)b, (void)c, (void)d)
-NO_FILES(sock_shutdown, (sl_wasi * w, u32 fd, u32 a), (void)fd, (void)a)
+NO_SOCKETS(sock_accept, (sl_wasi * w, u32 fd, u32 a, u32 b), (void)fd, (void)a, (void)b)
+NO_SOCKETS(sock_recv, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d, u32 e), (void)fd, (void)a, (void)b, (void)c, (void)d, (void)e)
+NO_SOCKETS(sock_send, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d), (void)fd, (void)a, (void)b, (void)c, (void)d)
+NO_SOCKETS(sock_shutdown, (sl_wasi * w, u32 fd, u32 a), (void)fd, (void)a)
 
 u32 Z_wasi_snapshot_preview1Z_poll_oneoff(sl_wasi *w, u32 in, u32 out, u32 n, u32 nevents) {
   (void)w, (void)in, (void)out, (void)n, (void)nevents;
-  return WASI_ENOTSUP; /* a processor must not block its worker thread */
+  return WASI_ENOSYS; /* a processor must not block its worker thread */
 }
