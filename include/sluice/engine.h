@@ -88,7 +88,7 @@ typedef struct sl_engine_options {
   const char *home;    /* NULL: $SLUICE_HOME, else ~/.sluice */
   const char *cc;      /* NULL: $SLUICE_CC, else "cc" */
   const char *wasm2c;  /* NULL: $SLUICE_WASM2C, else "wasm2c" */
-  const char *cflags;  /* NULL: "-O2"; part of the cache key */
+  const char *cflags;  /* NULL: "-O1" (as fast as -O2 on wasm2c output, half the compile time); part of the cache key */
   bool no_interrupt_checks; /* benchmarks only: compile without time-limit checks */
   sl_log_fn log;       /* NULL: lines go to stderr as "[node] line" */
   void *log_user;

@@ -52,8 +52,18 @@ static void arena_free(sl_arena *arena) {
 
 void sl_event_list_init(sl_event_list *list) { memset(list, 0, sizeof *list); }
 
+/* Keeps the newest chunk for reuse: a list cleared after every batch then allocates
+ * nothing in steady state. */
 void sl_event_list_clear(sl_event_list *list) {
+  sl_arena_chunk *keep = list->arena.head;
+  if (keep && keep->size > CHUNK_MAX) keep = NULL; /* an outsized chunk is not kept */
+  if (keep) {
+    list->arena.head = keep->next;
+    keep->next = NULL;
+    keep->used = 0;
+  }
   arena_free(&list->arena);
+  list->arena.head = keep;
   list->count = 0;
 }
 

@@ -42,16 +42,41 @@ __attribute__((noreturn, format(printf, 2, 3))) static void bad_result(sl_instan
   sl__rt_trap(SL_FAULT_BAD_RESULT, detail);
 }
 
+/* Names what a check was about, formatted only when the check fails (the success path
+ * runs per event and must not pay for messages). `index` < 0 means "no event number". */
+typedef struct span_label {
+  const char *what;
+  long index;
+} span_label;
+
+static const span_label NO_EVENT = {NULL, -1};
+
+__attribute__((noreturn)) static void span_failed(sl_instance *inst, span_label label,
+                                                  const char *what, uint32_t ptr, uint64_t len,
+                                                  uint32_t align, bool misaligned) {
+  char name[96];
+  if (label.index >= 0)
+    snprintf(name, sizeof name, "event %ld %s", label.index, what);
+  else
+    snprintf(name, sizeof name, "%s", what);
+  if (misaligned) bad_result(inst, "%s at %u is not %u-byte aligned", name, ptr, align);
+  bad_result(inst, "%s [ptr=%u, len=%llu] lies outside the %llu-byte linear memory", name, ptr,
+             (unsigned long long)len, (unsigned long long)inst->memory->size);
+}
+
 /* A host pointer to guest bytes [ptr, ptr+len), valid until the next guest call. */
-static const uint8_t *guest_span(sl_instance *inst, uint32_t ptr, uint64_t len, uint32_t align,
-                                 const char *what) {
-  uint64_t size = inst->memory->size;
-  if ((uint64_t)ptr + len > size)
-    bad_result(inst, "%s [ptr=%u, len=%llu] lies outside the %llu-byte linear memory", what, ptr,
-               (unsigned long long)len, (unsigned long long)size);
-  if (align > 1 && (ptr & (align - 1)))
-    bad_result(inst, "%s at %u is not %u-byte aligned", what, ptr, align);
+static inline const uint8_t *guest_span_at(sl_instance *inst, uint32_t ptr, uint64_t len,
+                                           uint32_t align, const char *what, span_label label) {
+  if (__builtin_expect((uint64_t)ptr + len > inst->memory->size, 0))
+    span_failed(inst, label, what, ptr, len, align, false);
+  if (align > 1 && __builtin_expect(ptr & (align - 1), 0))
+    span_failed(inst, label, what, ptr, len, align, true);
   return inst->memory->data + ptr;
+}
+
+static inline const uint8_t *guest_span(sl_instance *inst, uint32_t ptr, uint64_t len,
+                                        uint32_t align, const char *what) {
+  return guest_span_at(inst, ptr, len, align, what, NO_EVENT);
 }
 
 static uint32_t read_u32(const uint8_t *p) {
@@ -153,11 +178,10 @@ static void charge(sl_instance *inst, lift_budget *budget, uint64_t bytes) {
 }
 
 static sl_bytes lift_string(sl_instance *inst, sl_event_list *out, lift_budget *budget,
-                            uint32_t ptr, uint32_t len, const char *what, size_t index) {
-  char label[64];
-  snprintf(label, sizeof label, "event %zu %s", index, what);
-  const uint8_t *s = guest_span(inst, ptr, len, 1, label);
-  if (!valid_utf8(s, len)) bad_result(inst, "%s is not valid UTF-8", label);
+                            uint32_t ptr, uint32_t len, const char *what, uint32_t index) {
+  span_label label = {NULL, (long)index};
+  const uint8_t *s = guest_span_at(inst, ptr, len, 1, what, label);
+  if (!valid_utf8(s, len)) bad_result(inst, "event %u %s is not valid UTF-8", index, what);
   charge(inst, budget, len);
   sl_bytes copy;
   if (sl_event_list_copy(out, s, len, &copy) != SL_OK) abort(); /* host out of memory */
@@ -171,14 +195,12 @@ static void lift_events(sl_instance *inst, uint32_t list, uint32_t count, sl_eve
   guest_span(inst, list, (uint64_t)count * 16, 4, "event list");
   lift_budget budget = {(uint64_t)count * 16};
   for (uint32_t i = 0; i < count; i++) {
-    const uint8_t *rec = guest_span(inst, list + i * 16, 16, 4, "event record");
+    span_label label = {NULL, (long)i};
+    const uint8_t *rec = inst->memory->data + list + (uint64_t)i * 16; /* checked above */
     uint32_t pp = read_u32(rec), pl = read_u32(rec + 4);
     uint32_t mp = read_u32(rec + 8), mc = read_u32(rec + 12);
-    char label[64];
-    snprintf(label, sizeof label, "event %u payload", i);
-    const uint8_t *payload = guest_span(inst, pp, pl, 1, label);
-    snprintf(label, sizeof label, "event %u metadata list", i);
-    guest_span(inst, mp, (uint64_t)mc * 16, 4, label);
+    const uint8_t *payload = guest_span_at(inst, pp, pl, 1, "payload", label);
+    guest_span_at(inst, mp, (uint64_t)mc * 16, 4, "metadata list", label);
     charge(inst, &budget, pl + (uint64_t)mc * 16);
 
     uint8_t *payload_copy;

@@ -65,7 +65,9 @@ sl_status sl_engine_new(const sl_engine_options *opts, sl_engine **out, sl_error
     snprintf(engine->home, sizeof engine->home, "%s/.sluice", pick(NULL, "HOME", "/tmp"));
   snprintf(engine->cc, sizeof engine->cc, "%s", pick(opts->cc, "SLUICE_CC", "cc"));
   snprintf(engine->wasm2c, sizeof engine->wasm2c, "%s", pick(opts->wasm2c, "SLUICE_WASM2C", "wasm2c"));
-  snprintf(engine->cflags, sizeof engine->cflags, "%s", opts->cflags ? opts->cflags : "-O2");
+  /* -O1: on wasm2c output gcc -O2 doubles compile time without making guests faster
+   * (docs/benchmarks.md); -O3 made them slower. */
+  snprintf(engine->cflags, sizeof engine->cflags, "%s", opts->cflags ? opts->cflags : "-O1");
   atomic_init(&engine->refs, 1);
   engine->checks = !opts->no_interrupt_checks;
   engine->log = opts->log;
