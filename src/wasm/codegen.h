@@ -24,4 +24,9 @@ sl_status sl__codegen_instrument(const char *generated_c, const char *instrument
 sl_status sl__codegen_shim(const char *shim_path, const char *instrumented_name,
                            const sl_module_info *info, bool checks, sl_error *err);
 
+/* Writes the translation unit for one more part (see split.h): the prelude, then
+ * #include of `part_name`. */
+sl_status sl__codegen_part_shim(const char *shim_path, const char *part_name, bool checks,
+                                sl_error *err);
+
 #endif

@@ -22,10 +22,11 @@
 #include "wasm/engine_internal.h"
 #include "wasm/module_info.h"
 #include "wasm/runtime.h"
+#include "wasm/split.h"
 #include "wasm/toolchain.h"
 #include "wasm/wasi.h"
 
-#define SLUICE_CODEGEN_VERSION "sluice-codegen-1"
+#define SLUICE_CODEGEN_VERSION "sluice-codegen-2"
 
 extern const char sl__guest_prelude_text[];
 
@@ -157,16 +158,71 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
   return remove(path);
 }
 
+/* The C compiler flags every guest object needs: position-independent, hidden symbols,
+ * and what wasm2c's documentation requires for Wasm trap and float semantics (without
+ * -fno-optimize-sibling-calls gcc may turn unbounded recursion into an endless loop). */
+static int push_cc_flags(const sl_engine *engine, char *flags, size_t flags_cap, char **argv,
+                         int argc) {
+  snprintf(flags, flags_cap, "%s", engine->cflags);
+  for (char *save, *tok = strtok_r(flags, " ", &save); tok && argc < 12; tok = strtok_r(NULL, " ", &save))
+    argv[argc++] = tok;
+  static char *fixed[] = {"-fPIC", "-fvisibility=hidden", "-fno-optimize-sibling-calls",
+                          "-frounding-math", "-fsignaling-nans", "-fno-strict-aliasing",
+                          "-DNDEBUG", "-w", NULL};
+  for (int i = 0; fixed[i]; i++) argv[argc++] = fixed[i];
+  return argc;
+}
+
+/* Compiles shim_part<p>.c for every part at once, then links them into guest.so. */
+static sl_status compile_parts(sl_engine *engine, const char *dir, int parts, sl_error *err) {
+  enum { MAX_PARTS = 8 };
+  char flags[MAX_PARTS][sizeof engine->cflags];
+  char src[MAX_PARTS][4200], obj[MAX_PARTS][4200], log[MAX_PARTS][4200], so[4200];
+  char *argv[MAX_PARTS][32], **argvs[MAX_PARTS], *logs[MAX_PARTS];
+  char *link_argv[MAX_PARTS + 16];
+  int link_argc = 0;
+  link_argv[link_argc++] = engine->cc;
+  link_argv[link_argc++] = "-shared";
+  for (int p = 0; p < parts; p++) {
+    snprintf(src[p], sizeof src[p], "%s/shim_part%d.c", dir, p);
+    snprintf(obj[p], sizeof obj[p], "%s/part%d.o", dir, p);
+    snprintf(log[p], sizeof log[p], "%s/cc_part%d.log", dir, p);
+    int argc = 0;
+    argv[p][argc++] = engine->cc;
+    argc = push_cc_flags(engine, flags[p], sizeof flags[p], argv[p], argc);
+    argv[p][argc++] = "-c";
+    argv[p][argc++] = src[p];
+    argv[p][argc++] = "-o";
+    argv[p][argc++] = obj[p];
+    argv[p][argc] = NULL;
+    argvs[p] = argv[p];
+    logs[p] = log[p];
+    link_argv[link_argc++] = obj[p];
+  }
+  sl_status status = sl__run_tools(argvs, logs, parts, err);
+  if (status != SL_OK) return status;
+  snprintf(so, sizeof so, "%s/guest.so", dir);
+  snprintf(log[0], sizeof log[0], "%s/link.log", dir);
+  char *tail[] = {"-o", so, "-Wl,-Bsymbolic", "-lm", NULL};
+  for (int i = 0; tail[i]; i++) link_argv[link_argc++] = tail[i];
+  link_argv[link_argc] = NULL;
+  return sl__run_tool(link_argv, log[0], err);
+}
+
+static int online_cpus(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > 8 ? 8 : (int)n;
+}
+
 static sl_status build_native(sl_engine *engine, const uint8_t *wasm, size_t len,
                               const sl_module_info *info, const char *name, uint8_t **so,
                               size_t *so_len, sl_error *err) {
-  char dir[PATH_MAX + 32], path[5][PATH_MAX + 64];
+  char dir[PATH_MAX + 32], path[4][PATH_MAX + 64], log_path[PATH_MAX + 64];
   snprintf(dir, sizeof dir, "%s/build-XXXXXX", engine->cache.dir);
   if (!mkdtemp(dir)) return sl_error_set(err, SL_IO, "cannot create %s: %s", dir, strerror(errno));
-  const char *files[5] = {"module.wasm", "guest.c", "guest_checked.c", "shim.c", "guest.so"};
-  for (int i = 0; i < 5; i++) snprintf(path[i], sizeof path[i], "%s/%s", dir, files[i]);
-  char log_path[PATH_MAX + 64];
-  snprintf(log_path, sizeof log_path, "%s/tool.log", dir);
+  const char *files[4] = {"module.wasm", "guest.c", "guest_checked.c", "guest.so"};
+  for (int i = 0; i < 4; i++) snprintf(path[i], sizeof path[i], "%s/%s", dir, files[i]);
+  snprintf(log_path, sizeof log_path, "%s/wasm2c.log", dir);
 
   sl_status status = sl__write_file(path[0], wasm, len, err);
   if (status != SL_OK) goto done;
@@ -182,24 +238,28 @@ static sl_status build_native(sl_engine *engine, const uint8_t *wasm, size_t len
   }
   if (status != SL_OK) goto done;
   if ((status = sl__codegen_instrument(path[1], path[2], err)) != SL_OK) goto done;
-  if ((status = sl__codegen_shim(path[3], "guest_checked.c", info, engine->checks, err)) != SL_OK)
-    goto done;
 
-  char *cc_argv[32];
-  int argc = 0;
-  char flags[sizeof engine->cflags];
-  snprintf(flags, sizeof flags, "%s", engine->cflags);
-  cc_argv[argc++] = engine->cc;
-  for (char *save, *tok = strtok_r(flags, " ", &save); tok && argc < 12; tok = strtok_r(NULL, " ", &save))
-    cc_argv[argc++] = tok;
-  /* The flags wasm2c's documentation requires for Wasm trap and float semantics; without
-   * -fno-optimize-sibling-calls gcc may turn unbounded recursion into an endless loop. */
-  char *fixed[] = {"-shared", "-fPIC", "-fvisibility=hidden", "-fno-optimize-sibling-calls",
-                   "-frounding-math", "-fsignaling-nans", "-fno-strict-aliasing", "-DNDEBUG", "-w",
-                   "-o", path[4], path[3], "-Wl,-Bsymbolic", "-lm", NULL};
-  for (int i = 0; fixed[i]; i++) cc_argv[argc++] = fixed[i];
-  cc_argv[argc] = NULL;
-  status = sl__run_tool(cc_argv, log_path, err);
+  /* Split across the machine's cores; if the split build fails for any reason, build the
+   * module as one unit, which is always correct, only slower. */
+  int parts = 1;
+  for (int attempt = 0; attempt < 2; attempt++) {
+    int wanted = attempt == 0 ? online_cpus() : 1;
+    if ((status = sl__split_translation_units(path[2], dir, wanted, &parts, err)) != SL_OK) goto done;
+    char shim[PATH_MAX + 64], part_name[32];
+    snprintf(shim, sizeof shim, "%s/shim_part0.c", dir);
+    if ((status = sl__codegen_shim(shim, "guest_part0.c", info, engine->checks, err)) != SL_OK)
+      goto done;
+    for (int p = 1; p < parts && status == SL_OK; p++) {
+      snprintf(shim, sizeof shim, "%s/shim_part%d.c", dir, p);
+      snprintf(part_name, sizeof part_name, "guest_part%d.c", p);
+      status = sl__codegen_part_shim(shim, part_name, engine->checks, err);
+    }
+    if (status != SL_OK) goto done;
+    status = compile_parts(engine, dir, parts, err);
+    if (status != SL_DECLINED || parts == 1) break;
+    sl__engine_notice(engine, "%s: the parallel build failed (%s); building as one unit", name,
+                      err ? err->message : "");
+  }
   if (status == SL_DECLINED) {
     char detail[sizeof err->message];
     snprintf(detail, sizeof detail, "%s", err ? err->message : "");
@@ -207,7 +267,7 @@ static sl_status build_native(sl_engine *engine, const uint8_t *wasm, size_t len
     goto done;
   }
   if (status != SL_OK) goto done;
-  status = sl__read_file(path[4], so, so_len, err);
+  status = sl__read_file(path[3], so, so_len, err);
 done:
   /* SLUICE_KEEP_BUILD=1 keeps the generated C and the tool output, for debugging. */
   if (!getenv("SLUICE_KEEP_BUILD"))

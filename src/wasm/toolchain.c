@@ -66,18 +66,22 @@ static void tail_of_log(const char *log_path, char *out, size_t cap) {
   while (n && (out[n - 1] == '\n' || out[n - 1] == ' ')) out[--n] = '\0';
 }
 
-sl_status sl__run_tool(char *const argv[], const char *log_path, sl_error *err) {
+static sl_status spawn_tool(char *const argv[], const char *log_path, pid_t *pid,
+                            sl_error *err) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  pid_t pid;
-  int rc = posix_spawnp(&pid, argv[0], &actions, NULL, argv, environ);
+  int rc = posix_spawnp(pid, argv[0], &actions, NULL, argv, environ);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0)
     return sl_error_set(err, SL_IO, "cannot run %s: %s (run scripts/bootstrap to install it)",
                         argv[0], strerror(rc));
+  return SL_OK;
+}
+
+static sl_status wait_tool(char *const argv[], const char *log_path, pid_t pid, sl_error *err) {
   int wstatus;
   while (waitpid(pid, &wstatus, 0) < 0) {
     if (errno != EINTR) return sl_error_set(err, SL_IO, "waiting for %s: %s", argv[0], strerror(errno));
@@ -90,6 +94,33 @@ sl_status sl__run_tool(char *const argv[], const char *log_path, sl_error *err) 
   return sl_error_set(err, SL_DECLINED, "%s failed (%s %d): %s", argv[0],
                       WIFEXITED(wstatus) ? "exit status" : "signal",
                       WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : WTERMSIG(wstatus), output);
+}
+
+sl_status sl__run_tool(char *const argv[], const char *log_path, sl_error *err) {
+  pid_t pid;
+  sl_status status = spawn_tool(argv, log_path, &pid, err);
+  return status == SL_OK ? wait_tool(argv, log_path, pid, err) : status;
+}
+
+sl_status sl__run_tools(char **const argvs[], char *const log_paths[], int count, sl_error *err) {
+  pid_t pids[16];
+  sl_status first = SL_OK;
+  int started = 0;
+  if (count > 16) count = 16;
+  for (; started < count; started++) {
+    first = spawn_tool(argvs[started], log_paths[started], &pids[started], err);
+    if (first != SL_OK) break;
+  }
+  /* Wait for every child that started, even after a failure, so none is left behind. */
+  for (int i = 0; i < started; i++) {
+    sl_error child_err;
+    sl_status status = wait_tool(argvs[i], log_paths[i], pids[i], &child_err);
+    if (status != SL_OK && first == SL_OK) {
+      first = status;
+      if (err) *err = child_err;
+    }
+  }
+  return first;
 }
 
 static bool find_in_path(const char *program, char *out, size_t cap) {

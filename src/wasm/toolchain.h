@@ -14,6 +14,10 @@
  * SL_DECLINED (ran and failed), with the first lines of its output in `err`. */
 sl_status sl__run_tool(char *const argv[], const char *log_path, sl_error *err);
 
+/* Runs `count` (at most 16) tools at once, each with its own log, and waits for all.
+ * Returns the first failure, as sl__run_tool would report it. */
+sl_status sl__run_tools(char **const argvs[], char *const log_paths[], int count, sl_error *err);
+
 /* Appends to `out` (size `cap`) a description of `program` that changes whenever the
  * program does: its resolved path, size, modification time and inode. Cheap (stat only),
  * so it can run on every load without spawning anything. */

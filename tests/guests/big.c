@@ -12,50 +12,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BIG_SIZE (16u << 20)
+#include "guest_abi.h"
 
-/* Canonical ABI layouts; on wasm32 pointers and size_t are 4 bytes, so these match. */
-struct pair {
-  char *key;
-  size_t key_len;
-  char *value;
-  size_t value_len;
-};
-struct event {
-  uint8_t *payload;
-  size_t payload_len;
-  struct pair *meta;
-  size_t meta_count;
-};
-struct result {
-  uint8_t is_err;
-  void *ptr;
-  size_t len;
-};
-_Static_assert(sizeof(struct pair) == 16 && sizeof(struct event) == 16, "canonical ABI layout");
-_Static_assert(sizeof(struct result) == 12, "canonical ABI layout");
+#define BIG_SIZE (16u << 20)
 
 static struct event out;
 static struct result result;
-
-__attribute__((export_name("cabi_realloc"))) void *cabi_realloc(void *old, size_t old_size,
-                                                                 size_t align, size_t new_size) {
-  (void)old_size;
-  (void)align; /* malloc's alignment (16) covers every canonical ABI type */
-  void *ptr = realloc(old, new_size ? new_size : 1);
-  if (ptr == NULL) abort();
-  return ptr;
-}
 
 __attribute__((export_name("process"))) struct result *process(uint8_t *payload,
                                                                 size_t payload_len,
                                                                 struct pair *meta,
                                                                 size_t meta_count) {
-  for (size_t i = 0; i < meta_count; i++) {
-    free(meta[i].key);
-    free(meta[i].value);
-  }
-  free(meta);
+  /* Only the metadata: the payload is kept, to be uppercased in place or replaced. */
+  guest_free_meta(meta, meta_count);
 
   if (payload_len == 3 && memcmp(payload, "big", 3) == 0) {
     free(payload);

@@ -24,6 +24,8 @@ $(GUESTS_OUT_DIR)/%.wasm: $(GUESTS_SRC_DIR)/%.wat $(GUESTS_SRC_DIR)/guests.mk | 
 	@mkdir -p $(dir $@)
 	$(GUESTS_WAT2WASM) $< -o $@
 
-$(GUESTS_OUT_DIR)/%.wasm: $(GUESTS_SRC_DIR)/%.c $(GUESTS_SRC_DIR)/guests.mk | $(BOOTSTRAP_STAMP)
+# Every C guest includes guest_abi.h, so an edit to it rebuilds them all.
+$(GUESTS_OUT_DIR)/%.wasm: $(GUESTS_SRC_DIR)/%.c $(GUESTS_SRC_DIR)/guest_abi.h \
+                          $(GUESTS_SRC_DIR)/guests.mk | $(BOOTSTRAP_STAMP)
 	@mkdir -p $(dir $@)
 	$(GUESTS_CLANG) $(GUESTS_CFLAGS) $< -o $@

@@ -13,43 +13,14 @@
  * Build: clang --target=wasm32-wasi -O2 -mexec-model=reactor (see guests.mk).
  */
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
-/* Canonical ABI layouts; on wasm32 pointers and size_t are 4 bytes, so these match. */
-struct pair {
-  char *key;
-  size_t key_len;
-  char *value;
-  size_t value_len;
-};
-struct event {
-  uint8_t *payload;
-  size_t payload_len;
-  struct pair *meta;
-  size_t meta_count;
-};
-struct result {
-  uint8_t is_err;
-  void *ptr;
-  size_t len;
-};
-_Static_assert(sizeof(struct pair) == 16 && sizeof(struct event) == 16, "canonical ABI layout");
-_Static_assert(sizeof(struct result) == 12, "canonical ABI layout");
+#include "guest_abi.h"
 
 /* The returned digits and the result stay valid until the next call. */
 static char digits[10];
 static struct event out;
 static struct result result;
-
-__attribute__((export_name("cabi_realloc"))) void *cabi_realloc(void *old, size_t old_size,
-                                                                 size_t align, size_t new_size) {
-  (void)old_size;
-  (void)align; /* malloc's alignment (16) covers every canonical ABI type */
-  void *ptr = realloc(old, new_size ? new_size : 1);
-  if (ptr == NULL) abort();
-  return ptr;
-}
 
 /* A hash of the chain of depths below. The xorshift makes each level a non-linear
  * function of the level below, so neither clang (building this) nor the C compiler that
@@ -78,12 +49,7 @@ __attribute__((export_name("process"))) struct result *process(uint8_t *payload,
                                                                 size_t meta_count) {
   int deep = payload_len == 4 && memcmp(payload, "deep", 4) == 0;
   /* The guest owns the lowered input and keeps none of it. */
-  for (size_t i = 0; i < meta_count; i++) {
-    free(meta[i].key);
-    free(meta[i].value);
-  }
-  free(meta);
-  free(payload);
+  guest_free_input(payload, meta, meta_count);
 
   size_t len;
   char *text = decimal(chain(deep ? 1000000000u : 100u), &len);

@@ -10,42 +10,13 @@
  * Build: clang --target=wasm32-wasi -O2 -mexec-model=reactor (see guests.mk).
  */
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
-/* Canonical ABI layouts; on wasm32 pointers and size_t are 4 bytes, so these match. */
-struct pair {
-  char *key;
-  size_t key_len;
-  char *value;
-  size_t value_len;
-};
-struct event {
-  uint8_t *payload;
-  size_t payload_len;
-  struct pair *meta;
-  size_t meta_count;
-};
-struct result {
-  uint8_t is_err;
-  void *ptr;
-  size_t len;
-};
-_Static_assert(sizeof(struct pair) == 16 && sizeof(struct event) == 16, "canonical ABI layout");
-_Static_assert(sizeof(struct result) == 12, "canonical ABI layout");
+#include "guest_abi.h"
 
 static volatile uint32_t spins;
 static struct event out;
 static struct result result;
-
-__attribute__((export_name("cabi_realloc"))) void *cabi_realloc(void *old, size_t old_size,
-                                                                 size_t align, size_t new_size) {
-  (void)old_size;
-  (void)align; /* malloc's alignment (16) covers every canonical ABI type */
-  void *ptr = realloc(old, new_size ? new_size : 1);
-  if (ptr == NULL) abort();
-  return ptr;
-}
 
 __attribute__((export_name("process"))) struct result *process(uint8_t *payload,
                                                                 size_t payload_len,
@@ -62,10 +33,5 @@ __attribute__((export_name("process"))) struct result *process(uint8_t *payload,
 
 __attribute__((export_name("cabi_post_process"))) void cabi_post_process(struct result *done) {
   struct event *echoed = done->ptr;
-  for (size_t i = 0; i < echoed->meta_count; i++) {
-    free(echoed->meta[i].key);
-    free(echoed->meta[i].value);
-  }
-  free(echoed->meta);
-  free(echoed->payload);
+  guest_free_input(echoed->payload, echoed->meta, echoed->meta_count);
 }

@@ -22,40 +22,12 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Canonical ABI layouts; on wasm32 pointers and size_t are 4 bytes, so these match. */
-struct pair {
-  char *key;
-  size_t key_len;
-  char *value;
-  size_t value_len;
-};
-struct event {
-  uint8_t *payload;
-  size_t payload_len;
-  struct pair *meta;
-  size_t meta_count;
-};
-struct result {
-  uint8_t is_err;
-  void *ptr;
-  size_t len;
-};
-_Static_assert(sizeof(struct pair) == 16 && sizeof(struct event) == 16, "canonical ABI layout");
-_Static_assert(sizeof(struct result) == 12, "canonical ABI layout");
+#include "guest_abi.h"
 
 /* The returned line and the result stay valid until the next call. */
 static char line[256];
 static struct event out;
 static struct result result;
-
-__attribute__((export_name("cabi_realloc"))) void *cabi_realloc(void *old, size_t old_size,
-                                                                 size_t align, size_t new_size) {
-  (void)old_size;
-  (void)align; /* malloc's alignment (16) covers every canonical ABI type */
-  void *ptr = realloc(old, new_size ? new_size : 1);
-  if (ptr == NULL) abort();
-  return ptr;
-}
 
 static const char *errno_name(int err) {
   static char unknown[24];
@@ -95,16 +67,6 @@ static const char *open_outcome(void) {
   return "ok";
 }
 
-/* The guest owns the input the host lowered through cabi_realloc; nothing here keeps it. */
-static void free_input(uint8_t *payload, struct pair *meta, size_t meta_count) {
-  for (size_t i = 0; i < meta_count; i++) {
-    free(meta[i].key);
-    free(meta[i].value);
-  }
-  free(meta);
-  free(payload);
-}
-
 __attribute__((export_name("process"))) struct result *process(uint8_t *payload,
                                                                 size_t payload_len,
                                                                 struct pair *meta,
@@ -121,7 +83,7 @@ __attribute__((export_name("process"))) struct result *process(uint8_t *payload,
                      greeting ? greeting : "none", time_ok(), random_ok(), open_outcome());
   if (len < 0) len = 0;
   if ((size_t)len >= sizeof line) len = sizeof line - 1;
-  free_input(payload, meta, meta_count);
+  guest_free_input(payload, meta, meta_count);
 
   out = (struct event){.payload = (uint8_t *)line, .payload_len = (size_t)len};
   result = (struct result){.is_err = 0, .ptr = &out, .len = 1};

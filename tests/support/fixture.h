@@ -89,6 +89,14 @@ static inline sl_status run_text(sl_pool *pool, const char *payload, sl_event_li
   return sl_pool_process(pool, &in, out, fault);
 }
 
+/* The decimal number an event's payload holds (payloads are not NUL-terminated). */
+static inline long payload_number(const sl_event *e) {
+  char text[32];
+  snprintf(text, sizeof text, "%.*s", (int)(e->payload.len < 31 ? e->payload.len : 31),
+           (const char *)e->payload.ptr);
+  return strtol(text, NULL, 10);
+}
+
 /* Runs `payload` and asserts it fails with `kind`. */
 static inline void expect_fault(sl_pool *pool, const char *payload, sl_fault_kind kind) {
   sl_event_list out;

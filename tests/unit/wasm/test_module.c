@@ -246,3 +246,26 @@ Test(cache, compile_time_is_reported) {
   sl_module_release(module);
   sl_engine_destroy(engine);
 }
+
+/* A large module is split into translation units compiled in parallel (split.c); the
+ * result must behave exactly like a one-unit build. */
+Test(cache, large_module_is_built_in_parallel_parts_and_works, .init = fresh_home,
+     .fini = remove_home) {
+  setenv("SLUICE_KEEP_BUILD", "1", 1);
+  sl_compile_info info = load_in_home(guest_path("wasi"));
+  unsetenv("SLUICE_KEEP_BUILD");
+  cr_assert_not(info.cached);
+  char cache[300], part1[700];
+  snprintf(cache, sizeof cache, "%s/cache", home);
+  DIR *d = opendir(cache);
+  cr_assert_not_null(d);
+  bool found = false;
+  for (struct dirent *e; (e = readdir(d));) {
+    if (strncmp(e->d_name, "build-", 6) != 0) continue;
+    snprintf(part1, sizeof part1, "%s/%s/guest_part1.c", cache, e->d_name);
+    found = access(part1, F_OK) == 0;
+  }
+  closedir(d);
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  if (cpus > 1) cr_assert(found, "expected a second translation unit on a %ld-CPU machine", cpus);
+}

@@ -39,7 +39,7 @@ Test(pool, recycled_when_memory_passes_the_high_water_mark) {
   long max_pages = 0;
   for (int i = 0; i < 20; i++) {
     cr_assert_eq(run_text(pool, "", &out, &fault), SL_OK, "%s", fault.message);
-    long pages = strtol((const char *)out.items[out.count - 1].payload.ptr, NULL, 10);
+    long pages = payload_number(&out.items[out.count - 1]);
     if (pages > max_pages) max_pages = pages;
   }
   sl_pool_stats stats;

@@ -99,7 +99,7 @@ Test(limits, memory_bomb_is_capped_and_host_rss_stays_within_limit) {
   /* The guest grows one page at a time, touching each, until memory.grow fails. */
   cr_assert_eq(run_text(pool, "bomb", &out, &fault), SL_OK, "%s", fault.message);
   cr_assert_eq(out.count, 1);
-  long pages = strtol((const char *)out.items[0].payload.ptr, NULL, 10);
+  long pages = payload_number(&out.items[0]);
   cr_assert(pages > 0 && pages <= 1024, "the guest got %ld pages; the limit is 1024", pages);
   long grown_kib = rss_kib() - before;
   cr_assert(grown_kib <= (64 << 10) * 11 / 10, "host RSS grew by %ld KiB", grown_kib);
