@@ -13,21 +13,19 @@
 
 #include "sluice/engine.h"
 
-/* Path of a built test guest, e.g. guest_path("echo") -> $SLUICE_GUESTS/echo.wasm. */
-static inline const char *guest_path(const char *name) {
+/* $<dir_env>/<name>.wasm, for modules the Makefile built before running the tests. */
+static inline const char *built_module(const char *dir_env, const char *name) {
   static __thread char path[4096];
-  const char *dir = getenv("SLUICE_GUESTS");
-  cr_assert(dir, "SLUICE_GUESTS is not set: run the tests with `make test`");
+  const char *dir = getenv(dir_env);
+  cr_assert(dir, "%s is not set: run the tests with `make test`", dir_env);
   snprintf(path, sizeof path, "%s/%s.wasm", dir, name);
   return path;
 }
 
+/* A test guest (tests/guests/NAME) or an example processor, by name. */
+static inline const char *guest_path(const char *name) { return built_module("SLUICE_GUESTS", name); }
 static inline const char *example_path(const char *name) {
-  static __thread char path[4096];
-  const char *dir = getenv("SLUICE_EXAMPLES");
-  cr_assert(dir, "SLUICE_EXAMPLES is not set: run the tests with `make test`");
-  snprintf(path, sizeof path, "%s/%s.wasm", dir, name);
-  return path;
+  return built_module("SLUICE_EXAMPLES", name);
 }
 
 /* Lines the guest wrote, captured instead of going to stderr. */
