@@ -30,6 +30,18 @@ static bool is_loop_label(const char *line) {
   return strcmp(line, ": \n") == 0 || strcmp(line, ":\n") == 0;
 }
 
+bool sl__codegen_is_function_line(const char *line) {
+  if (strncmp(line, "static ", 7) != 0) return false;
+  const char *name = strstr(line, " w2c_");
+  const char *paren = strchr(line, '(');
+  return name && paren && name < paren && strncmp(paren, "(Z_guest_instance_t*", 20) == 0;
+}
+
+static bool is_function_definition(const char *line) {
+  size_t len = strlen(line);
+  return sl__codegen_is_function_line(line) && len >= 4 && strcmp(line + len - 4, ") {\n") == 0;
+}
+
 sl_status sl__codegen_instrument(const char *generated_c, const char *instrumented_c,
                                  sl_error *err) {
   sl_status status = SL_OK;
@@ -50,12 +62,7 @@ sl_status sl__codegen_instrument(const char *generated_c, const char *instrument
       line[strcspn(line, "\n")] = '\0';
       fprintf(out, "%s SL_LOOP_CHECK();\n", line);
     } else {
-      /* A function definition: `static <type> w2c_<name>(Z_guest_instance_t* instance...) {` */
-      size_t len = strlen(line);
-      if (strncmp(line, "static ", 7) == 0 && strstr(line, " w2c_") &&
-          strstr(line, "(Z_guest_instance_t* instance") && len >= 4 &&
-          strcmp(line + len - 4, ") {\n") == 0)
-        defined_functions++;
+      if (is_function_definition(line)) defined_functions++;
       fputs(line, out);
     }
   }

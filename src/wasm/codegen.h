@@ -13,6 +13,10 @@
 #include "sluice/status.h"
 #include "wasm/module_info.h"
 
+/* True for wasm2c's declaration or definition of a module function:
+ * `static <type> w2c_<name>(Z_guest_instance_t* ...` (a definition ends with ") {"). */
+bool sl__codegen_is_function_line(const char *line);
+
 /* Copies `generated_c` to `instrumented_c`, adding SL_ENTRY_CHECK() after every function
  * prologue and SL_LOOP_CHECK() at every loop header. Fails (SL_COMPILE) if the input does
  * not have the shape this wasm2c version produces, rather than emitting unchecked code. */

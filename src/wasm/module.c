@@ -47,6 +47,13 @@ void sl__engine_notice(sl_engine *engine, const char *fmt, ...) {
   log(engine->log_user, "sluice", "notice", line, strlen(line));
 }
 
+/* Re-states the error already in `err` with a prefix: "<prefix>: <message>". */
+static sl_status prefix_error(sl_error *err, sl_status status, const char *prefix) {
+  char detail[sizeof err->message];
+  snprintf(detail, sizeof detail, "%s", err ? err->message : "");
+  return sl_error_set(err, status, "%s: %s", prefix, detail);
+}
+
 static const char *pick(const char *given, const char *env, const char *fallback) {
   if (given && *given) return given;
   const char *value = getenv(env);
@@ -231,9 +238,9 @@ static sl_status build_native(sl_engine *engine, const uint8_t *wasm, size_t len
   status = sl__run_tool(wasm2c_argv, log_path, err);
   if (status == SL_DECLINED) {
     /* wasm2c validates the module; its complaint is the user's answer. */
-    char detail[sizeof err->message];
-    snprintf(detail, sizeof detail, "%s", err ? err->message : "");
-    status = sl_error_set(err, SL_BAD_MODULE, "%s: invalid WebAssembly module: %s", name, detail);
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "%s: invalid WebAssembly module", name);
+    status = prefix_error(err, SL_BAD_MODULE, prefix);
     goto done;
   }
   if (status != SL_OK) goto done;
@@ -261,9 +268,9 @@ static sl_status build_native(sl_engine *engine, const uint8_t *wasm, size_t len
                       err ? err->message : "");
   }
   if (status == SL_DECLINED) {
-    char detail[sizeof err->message];
-    snprintf(detail, sizeof detail, "%s", err ? err->message : "");
-    status = sl_error_set(err, SL_COMPILE, "%s: compiling the generated C failed: %s", name, detail);
+    char prefix[300];
+    snprintf(prefix, sizeof prefix, "%s: compiling the generated C failed", name);
+    status = prefix_error(err, SL_COMPILE, prefix);
     goto done;
   }
   if (status != SL_OK) goto done;
@@ -323,9 +330,7 @@ sl_status sl_module_load_bytes(sl_engine *engine, const uint8_t *wasm, size_t le
   sl_module_info mi;
   sl_status status = sl__module_info_parse(wasm, len, &mi, err);
   if (status != SL_OK) {
-    char detail[sizeof err->message];
-    snprintf(detail, sizeof detail, "%s", err ? err->message : "");
-    return sl_error_set(err, status, "%s: %s", name, detail);
+    return prefix_error(err, status, name);
   }
   sl_module *module = NULL;
   uint8_t *so = NULL;

@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wasm/codegen.h"
+
 /* Below this much generated C, one compiler process is faster than several. */
 #define SPLIT_MIN_BYTES (128 * 1024)
 
@@ -63,14 +65,6 @@ static bool starts_with(const char *s, const char *prefix) {
   return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-/* `static <type> w2c_<name>(Z_guest_instance_t*...` : a declaration or a definition. */
-static bool is_function_line(const char *line) {
-  if (!starts_with(line, "static ")) return false;
-  const char *name = strstr(line, " w2c_");
-  const char *paren = strchr(line, '(');
-  return name && paren && name < paren && starts_with(paren, "(Z_guest_instance_t*");
-}
-
 static bool ends_with(const char *s, const char *suffix) {
   size_t n = strlen(s), k = strlen(suffix);
   return n >= k && strcmp(s + n - k, suffix) == 0;
@@ -95,7 +89,7 @@ static sl_status write_part(const char *dir, int part, bool shared, const lines 
       bool in_fn = next_fn < fn_count && i >= fns[next_fn].first;
       if (in_fn && fns[next_fn].part != 0) continue;
       const char *line = src->items[i];
-      if (shared && (is_function_line(line) || starts_with(line, "static u32 func_types[")))
+      if (shared && (sl__codegen_is_function_line(line) || starts_with(line, "static u32 func_types[")))
         line += strlen("static "); /* shared across parts now */
       fputs(line, f);
     }
@@ -103,7 +97,7 @@ static sl_status write_part(const char *dir, int part, bool shared, const lines 
     for (size_t i = 0; i < common_end; i++) fputs(src->items[i], f);
     fprintf(f, "\nextern %s", func_types_decl);
     for (size_t i = common_end; i < src->count; i++)
-      if (is_function_line(src->items[i]) && ends_with(src->items[i], ");\n"))
+      if (sl__codegen_is_function_line(src->items[i]) && ends_with(src->items[i], ");\n"))
         fputs(src->items[i] + strlen("static "), f);
     for (size_t k = 0; k < fn_count; k++) {
       if (fns[k].part != part) continue;
@@ -130,7 +124,7 @@ sl_status sl__split_translation_units(const char *instrumented_c, const char *di
     const char *line = src.items[i];
     if (!common_end && starts_with(line, "static bool s_module_initialized")) common_end = i;
     if (starts_with(line, "static u32 func_types[")) func_types_decl = line + strlen("static ");
-    if (!is_function_line(line) || !ends_with(line, ") {\n")) continue;
+    if (!sl__codegen_is_function_line(line) || !ends_with(line, ") {\n")) continue;
     size_t last = i + 1;
     while (last < src.count && strcmp(src.items[last], "}\n") != 0) last++;
     if (last == src.count) break;
