@@ -11,13 +11,13 @@ V        ?= 0
 CFLAGS_COMMON := -std=gnu11 -g -O2 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
                  -fPIC -pthread -Iinclude -Isrc -D_GNU_SOURCE $(SANITIZE)
 LDFLAGS_COMMON := -pthread $(SANITIZE) -Wl,--dynamic-list=src/wasm/host_symbols.list
-LIBS     := -lcrypto -ldl -lm
+LIBS     := -lh2o -luv -lcurl -lfyaml -ljansson -lssl -lcrypto -ldl -lm
 
-LIB_SRCS := $(wildcard src/core/*.c src/wasm/*.c)
+LIB_SRCS := $(wildcard src/core/*.c src/wasm/*.c src/config/*.c src/connectors/*.c src/connectors/*/*.c)
 CLI_SRCS := $(wildcard src/cli/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/src/wasm/guest_prelude_blob.o
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
-TEST_SRCS := $(wildcard tests/unit/*.c tests/unit/*/*.c tests/e2e/*.c)
+TEST_SRCS := $(wildcard tests/unit/*.c tests/unit/*/*.c tests/e2e/*.c tests/support/*.c)
 TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 
 BOOTSTRAP_STAMP := build/.bootstrap-ok

@@ -24,7 +24,7 @@ EXAMPLES_AS_SDK    := sdk/assemblyscript
 EXAMPLES_ASC       := $(EXAMPLES_AS_SDK)/node_modules/.bin/asc
 EXAMPLES_ASFLAGS   ?= --config $(EXAMPLES_AS_SDK)/asconfig.json
 
-EXAMPLES_C_NAMES   := upper filter split redact passthrough
+EXAMPLES_C_NAMES   := upper filter split redact passthrough logfilter
 EXAMPLES_WASM      := $(EXAMPLES_C_NAMES:%=$(EXAMPLES_OUT)/%.wasm) \
                       $(EXAMPLES_OUT)/upper_rust.wasm $(EXAMPLES_OUT)/upper_as.wasm
 
@@ -33,7 +33,7 @@ examples: $(EXAMPLES_WASM)
 
 # One rule per C example: examples/processors/NAME/NAME.c -> $(BUILD)/examples/NAME.wasm.
 define EXAMPLES_C_RULE
-$(EXAMPLES_OUT)/$(1).wasm: $(EXAMPLES_SRC)/$(1)/$(1).c sdk/c/sluice.h | $(BOOTSTRAP_STAMP)
+$(EXAMPLES_OUT)/$(1).wasm: $(EXAMPLES_SRC)/$(1)/$(1).c $(wildcard $(EXAMPLES_SRC)/$(1)/*.h) sdk/c/sluice.h | $(BOOTSTRAP_STAMP)
 	@mkdir -p $$(dir $$@)
 	$$(EXAMPLES_CC) $$(EXAMPLES_CFLAGS) -Isdk/c $$< -o $$@ $$(EXAMPLES_LDFLAGS)
 endef

@@ -64,6 +64,12 @@ sl_status sl_event_list_push(sl_event_list *list, size_t payload_len, size_t met
 /* Copies `len` bytes into the list's arena; the copy lives as long as the list. */
 sl_status sl_event_list_copy(sl_event_list *list, const void *src, size_t len, sl_bytes *out);
 
+/* Appends a copy of `ev` (payload and metadata) followed by `extra_count` more metadata
+ * pairs; everything is copied into the list's arena. SL_NOMEM only if the host is out of
+ * memory. */
+sl_status sl_event_list_push_copy(sl_event_list *list, const sl_event *ev, const sl_meta *extra,
+                                  size_t extra_count);
+
 /* Convenience for tests and CLIs: an event over C strings (borrowed, not copied). */
 sl_bytes sl_bytes_from_cstr(const char *s);
 

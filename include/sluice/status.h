@@ -20,7 +20,9 @@
   X(COMPILE, "compiling the module to native code failed")                          \
   X(LOAD, "loading the compiled module failed")                                     \
   X(FAULT, "the processor failed this event")                                       \
-  X(INIT, "the processor's init failed")
+  X(INIT, "the processor's init failed")                                            \
+  X(CONFIG, "the pipeline configuration is invalid")                                \
+  X(CLOSED, "stopped: no more work is accepted")
 
 typedef enum sl_status {
 #define SL_STATUS_ENUM(name, msg) SL_##name,

@@ -45,7 +45,8 @@ int sl_exit_code_for(sl_status status) {
   case SL_OK: return SL_EXIT_OK;
   case SL_INVALID:
   case SL_BAD_MODULE:
-  case SL_NOT_FOUND: return SL_EXIT_USAGE;
+  case SL_NOT_FOUND:
+  case SL_CONFIG: return SL_EXIT_USAGE;
   default: return SL_EXIT_FAILURE;
   }
 }

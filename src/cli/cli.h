@@ -14,6 +14,15 @@ enum { SL_EXIT_OK = 0, SL_EXIT_FAILURE = 1, SL_EXIT_USAGE = 2 };
 
 int sl_cmd_compile(int argc, char **argv);
 int sl_cmd_invoke(int argc, char **argv);
+int sl_cmd_run(int argc, char **argv);
+int sl_cmd_test(int argc, char **argv);
+int sl_cmd_types(int argc, char **argv);
+int sl_cmd_validate(int argc, char **argv);
+
+/* Quick mode: the pipeline `sluice run --source/--wasm/--sink` stands for, as YAML text
+ * (malloc'ed, the caller frees). SL_CONFIG with a message for an unknown URI. */
+sl_status sl__quick_pipeline_yaml(const char *source, const char *const *modules, size_t module_count,
+                                  const char *sink, char **yaml, size_t *yaml_len, sl_error *err);
 
 /* "64MiB", "512KiB", "1GiB", "4096" -> bytes. False when malformed. */
 bool sl_parse_size(const char *text, uint64_t *bytes);

@@ -13,6 +13,10 @@ static const struct {
 } commands[] = {
     {"compile", sl_cmd_compile, "compile a processor module into the native cache"},
     {"invoke", sl_cmd_invoke, "run one event through a processor and print the result"},
+    {"run", sl_cmd_run, "run a pipeline in the foreground (a file, or --source/--wasm/--sink)"},
+    {"test", sl_cmd_test, "run the test cases declared in a pipeline file"},
+    {"types", sl_cmd_types, "list the node types (sources, processors, sinks) and their settings"},
+    {"validate", sl_cmd_validate, "check a pipeline file and its modules without running it"},
 };
 
 static void usage(FILE *out) {
@@ -26,7 +30,7 @@ static void usage(FILE *out) {
     fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
   fprintf(out,
           "\n"
-          "Not built yet: run, validate, test (pipelines) and up, deploy, ls, rm (daemon).\n"
+          "Not built yet: up, deploy, ls, rm (daemon).\n"
           "\n"
           "`sluice COMMAND --help` describes a command. State and the compile cache live under\n"
           "$SLUICE_HOME (default ~/.sluice).\n");

@@ -108,6 +108,24 @@ sl_status sl_event_list_copy(sl_event_list *list, const void *src, size_t len, s
   return SL_OK;
 }
 
+static sl_status copy_meta(sl_event_list *list, const sl_meta *src, sl_meta *dst) {
+  sl_status st = sl_event_list_copy(list, src->key.ptr, src->key.len, &dst->key);
+  return st == SL_OK ? sl_event_list_copy(list, src->value.ptr, src->value.len, &dst->value) : st;
+}
+
+sl_status sl_event_list_push_copy(sl_event_list *list, const sl_event *ev, const sl_meta *extra,
+                                  size_t extra_count) {
+  uint8_t *payload;
+  sl_meta *meta;
+  sl_status st = sl_event_list_push(list, ev->payload.len, ev->meta_count + extra_count, &payload, &meta);
+  if (st != SL_OK) return st;
+  if (ev->payload.len) memcpy(payload, ev->payload.ptr, ev->payload.len);
+  for (size_t m = 0; m < ev->meta_count && st == SL_OK; m++) st = copy_meta(list, &ev->meta[m], &meta[m]);
+  for (size_t m = 0; m < extra_count && st == SL_OK; m++)
+    st = copy_meta(list, &extra[m], &meta[ev->meta_count + m]);
+  return st;
+}
+
 sl_bytes sl_bytes_from_cstr(const char *s) {
   return (sl_bytes){(const uint8_t *)s, s ? strlen(s) : 0};
 }

@@ -1,0 +1,275 @@
+/*
+ * pipeline.c - a running pipeline's life: build (modules, pools, connector instances),
+ * start (sinks, workers, sources), stop (sources first), wait (drained or deadline),
+ * destroy (everything, in the reverse order).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/pipeline_internal.h"
+
+void sl__pipeline_notify(sl_pipeline *pipeline) {
+  pthread_mutex_lock(&pipeline->lock);
+  pthread_cond_broadcast(&pipeline->changed);
+  pthread_mutex_unlock(&pipeline->lock);
+}
+
+/* mkdir -p */
+static sl_status make_dirs(const char *path, sl_error *err) {
+  char buf[4096];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+    return sl_error_set(err, SL_IO, "path too long: %s", path);
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = '\0';
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+      return sl_error_set(err, SL_IO, "cannot create %s: %s", buf, strerror(errno));
+    *p = '/';
+  }
+  if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+    return sl_error_set(err, SL_IO, "cannot create %s: %s", buf, strerror(errno));
+  return SL_OK;
+}
+
+static char *state_dir_for(const sl_pipeline_options *opts, const char *name) {
+  const char *home = opts && opts->home ? opts->home : getenv("SLUICE_HOME");
+  char *path = NULL;
+  int n;
+  if (home && *home)
+    n = asprintf(&path, "%s/state/%s", home, name);
+  else
+    n = asprintf(&path, "%s/.sluice/state/%s", getenv("HOME") ? getenv("HOME") : ".", name);
+  if (n < 0) abort();
+  return path;
+}
+
+static sl_kv *kv_from_map(const sl_conf_map *map) {
+  sl_kv *kv = calloc(map->count ? map->count : 1, sizeof *kv);
+  if (!kv) abort();
+  for (size_t i = 0; i < map->count; i++) kv[i] = (sl_kv){map->keys[i], map->values[i]};
+  return kv;
+}
+
+/* "file:line:col: node 'id' (type source): message", redacted; the node part is left
+ * out when the connector's message already names the node. */
+static sl_status node_error(const sl_pipeline_spec *spec, const sl_node_spec *node, sl_status st,
+                            sl_error *inner, sl_error *err) {
+  sl_pipeline_spec_redact(spec, inner->message, sizeof inner->message);
+  char quoted[300];
+  snprintf(quoted, sizeof quoted, "'%s'", node->id);
+  if (strstr(inner->message, quoted))
+    return sl_error_set(err, st, "%s:%d:%d: %s", node->loc.file, node->loc.line, node->loc.col,
+                        inner->message);
+  return sl_error_set(err, st, "%s:%d:%d: node '%s' (%s %s): %s", node->loc.file, node->loc.line,
+                      node->loc.col, node->id, node->type,
+                      node->kind == SL_NODE_SOURCE ? "source" : "sink", inner->message);
+}
+
+/* Loads a processor node's module; the message names the node and where it is. */
+static sl_status load_module(sl_pipeline *pipeline, size_t i, sl_error *err) {
+  const sl_node_spec *node = &pipeline->spec->nodes[i];
+  const sl_wasm_config *wasm = node->config;
+  sl_node_rt *rt = &pipeline->nodes[i];
+  sl_error inner = {{0}};
+  sl_status st = sl_module_load_file(pipeline->engine, wasm->module, &rt->module, NULL, &inner);
+  if (st == SL_IO) st = SL_CONFIG; /* a missing or unreadable module is a configuration error */
+  if (st != SL_OK)
+    return sl_error_set(err, st, "%s:%d:%d: node '%s': %s", node->loc.file, node->loc.line,
+                        node->loc.col, node->id, inner.message); /* names the module */
+  rt->proc_config = kv_from_map(&wasm->config);
+  rt->proc_env = kv_from_map(&wasm->env);
+  return SL_OK;
+}
+
+static sl_status init_connector(sl_pipeline *pipeline, size_t i, sl_error *err) {
+  const sl_node_spec *node = &pipeline->spec->nodes[i];
+  sl_node_rt *rt = &pipeline->nodes[i];
+  sl_error inner = {{0}};
+  sl_status st = node->connector->init(&rt->ctx, node->config, &rt->state, &inner);
+  if (st != SL_OK) return node_error(pipeline->spec, node, st, &inner, err);
+  if (node->kind == SL_NODE_SOURCE) {
+    rt->port = calloc(1, sizeof *rt->port);
+    if (!rt->port) abort();
+    unsigned worker = (unsigned)(pipeline->source_count % pipeline->worker_count);
+    sl__port_init(rt->port, pipeline, i, worker, pipeline->spec->max_in_flight);
+    pipeline->source_count++;
+  } else {
+    rt->sink = calloc(1, sizeof *rt->sink);
+    if (!rt->sink) abort();
+    rt->sink->pipeline = pipeline;
+    rt->sink->node = i;
+    sl__batch_queue_init(&rt->sink->queue, pipeline->sink_queue_capacity);
+  }
+  return SL_OK;
+}
+
+sl_status sl_pipeline_new(sl_engine *engine, const sl_pipeline_spec *spec,
+                          const sl_pipeline_options *opts, sl_pipeline **out, sl_error *err) {
+  *out = NULL;
+  sl_pipeline *pipeline = calloc(1, sizeof *pipeline);
+  if (!pipeline) abort();
+  pipeline->spec = spec;
+  pipeline->engine = engine;
+  pipeline->log = opts ? opts->log : NULL;
+  pipeline->log_user = opts ? opts->log_user : NULL;
+  pthread_mutex_init(&pipeline->lock, NULL);
+  pthread_cond_init(&pipeline->changed, NULL);
+  atomic_init(&pipeline->in_flight, 0);
+  atomic_init(&pipeline->stopping, false);
+  atomic_init(&pipeline->tearing_down, false);
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  pipeline->worker_count = spec->workers ? spec->workers : (unsigned)(cpus > 0 ? cpus : 1);
+  size_t batch = spec->batch_size ? (size_t)spec->batch_size : 256;
+  pipeline->sink_queue_capacity = spec->max_in_flight > 4 * batch ? (size_t)spec->max_in_flight : 4 * batch;
+  sl__plan_build(spec, &pipeline->plan);
+  pipeline->state_dir = state_dir_for(opts, spec->name);
+  pipeline->nodes = calloc(spec->node_count, sizeof *pipeline->nodes);
+  pipeline->workers = calloc(pipeline->worker_count, sizeof *pipeline->workers);
+  if (!pipeline->nodes || !pipeline->workers) abort();
+  *out = pipeline; /* from here on, sl_pipeline_destroy cleans up whatever was built */
+
+  for (size_t i = 0; i < spec->node_count; i++) {
+    sl_node_rt *rt = &pipeline->nodes[i];
+    rt->ctx = (sl_node_ctx){spec->name, spec->nodes[i].id, pipeline->state_dir,
+                            pipeline->worker_count, pipeline};
+    pthread_mutex_init(&rt->limiter.lock, NULL);
+  }
+  sl_status st = make_dirs(pipeline->state_dir, err);
+  for (size_t i = 0; i < spec->node_count && st == SL_OK; i++)
+    st = spec->nodes[i].kind == SL_NODE_PROCESSOR ? load_module(pipeline, i, err)
+                                                   : init_connector(pipeline, i, err);
+  for (unsigned w = 0; w < pipeline->worker_count && st == SL_OK; w++)
+    st = sl__worker_init(&pipeline->workers[w], pipeline, w, err);
+  if (st != SL_OK) {
+    sl_pipeline_destroy(pipeline);
+    *out = NULL;
+  }
+  return st;
+}
+
+sl_status sl_pipeline_start(sl_pipeline *pipeline, sl_error *err) {
+  const sl_pipeline_spec *spec = pipeline->spec;
+  sl_status st = SL_OK;
+  for (size_t i = 0; i < spec->node_count && st == SL_OK; i++)
+    if (pipeline->nodes[i].sink) st = sl__sink_runner_start(pipeline->nodes[i].sink, err);
+  for (unsigned w = 0; w < pipeline->worker_count && st == SL_OK; w++)
+    st = sl__worker_start(&pipeline->workers[w], err);
+  pipeline->started = true;
+  for (size_t i = 0; i < spec->node_count && st == SL_OK; i++) {
+    sl_node_rt *rt = &pipeline->nodes[i];
+    if (!rt->port) continue;
+    sl_error inner = {{0}};
+    st = spec->nodes[i].connector->start(rt->state, rt->port, &inner);
+    if (st != SL_OK) {
+      node_error(spec, &spec->nodes[i], st, &inner, err);
+      sl_source_end(rt->port); /* never started, so it will never end by itself */
+    }
+  }
+  if (st != SL_OK) sl_pipeline_stop(pipeline);
+  return st;
+}
+
+void sl_pipeline_stop(sl_pipeline *pipeline) {
+  if (atomic_exchange(&pipeline->stopping, true)) return;
+  pipeline->stop_deadline_ms = sl__now_ms() + pipeline->spec->drain_timeout;
+  for (size_t i = 0; i < pipeline->spec->node_count; i++) {
+    sl_node_rt *rt = &pipeline->nodes[i];
+    if (rt->port && !atomic_load(&rt->port->ended) && pipeline->spec->nodes[i].connector->stop)
+      pipeline->spec->nodes[i].connector->stop(rt->state);
+  }
+  sl__pipeline_notify(pipeline);
+}
+
+sl_status sl_pipeline_wait(sl_pipeline *pipeline, sl_error *err) {
+  sl_status st = SL_OK;
+  pthread_mutex_lock(&pipeline->lock);
+  for (;;) {
+    uint64_t in_flight = atomic_load(&pipeline->in_flight);
+    if (pipeline->sources_ended == pipeline->source_count && in_flight == 0) break;
+    if (atomic_load(&pipeline->stopping) && sl__now_ms() >= pipeline->stop_deadline_ms) {
+      st = sl_error_set(err, SL_AGAIN,
+                        "pipeline '%s': gave up draining after %llu ms: %zu of %zu sources still "
+                        "running, events in flight",
+                        pipeline->spec->name, (unsigned long long)pipeline->spec->drain_timeout,
+                        pipeline->source_count - pipeline->sources_ended, pipeline->source_count);
+      break;
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += 100 * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+      until.tv_sec++;
+      until.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&pipeline->changed, &pipeline->lock, &until);
+  }
+  pthread_mutex_unlock(&pipeline->lock);
+  return st;
+}
+
+void sl_pipeline_destroy(sl_pipeline *pipeline) {
+  if (!pipeline) return;
+  const sl_pipeline_spec *spec = pipeline->spec;
+  /* 1. Nothing new comes in: ports refuse batches, running sources are told to stop. */
+  atomic_store(&pipeline->tearing_down, true);
+  for (size_t i = 0; i < spec->node_count; i++) {
+    sl_node_rt *rt = &pipeline->nodes[i];
+    if (rt->port) {
+      sl__port_close(rt->port);
+      if (!atomic_load(&rt->port->ended) && spec->nodes[i].connector->stop)
+        spec->nodes[i].connector->stop(rt->state);
+    } else if (rt->sink && rt->state && spec->nodes[i].connector->stop) {
+      spec->nodes[i].connector->stop(rt->state); /* interrupts a write stuck retrying */
+    }
+  }
+  /* 2. Threads stop; what is still queued (only after a failed drain) is released as
+   *    SL_CLOSED while the sources can still hear about it. */
+  for (unsigned w = 0; w < pipeline->worker_count; w++) sl__worker_stop(&pipeline->workers[w]);
+  for (size_t i = 0; i < spec->node_count; i++)
+    if (pipeline->nodes[i].sink) sl__sink_runner_stop(pipeline->nodes[i].sink);
+  for (unsigned w = 0; w < pipeline->worker_count; w++) sl__worker_destroy(&pipeline->workers[w]);
+  for (size_t i = 0; i < spec->node_count; i++)
+    if (pipeline->nodes[i].sink) sl__batch_queue_destroy(&pipeline->nodes[i].sink->queue);
+  /* 3. Connector instances (a source's destroy joins its thread), then the rest. */
+  for (size_t i = 0; i < spec->node_count; i++) {
+    sl_node_rt *rt = &pipeline->nodes[i];
+    if (rt->state && spec->nodes[i].connector && spec->nodes[i].connector->destroy)
+      spec->nodes[i].connector->destroy(rt->state);
+  }
+  for (size_t i = 0; i < spec->node_count; i++) {
+    sl_node_rt *rt = &pipeline->nodes[i];
+    free(rt->sink);
+    if (rt->port) {
+      sl__port_destroy(rt->port);
+      free(rt->port);
+    }
+    if (rt->module) sl_module_release(rt->module);
+    free(rt->proc_config);
+    free(rt->proc_env);
+    pthread_mutex_destroy(&rt->limiter.lock);
+  }
+  sl__plan_free(&pipeline->plan);
+  free(pipeline->nodes);
+  free(pipeline->workers);
+  free(pipeline->state_dir);
+  pthread_mutex_destroy(&pipeline->lock);
+  pthread_cond_destroy(&pipeline->changed);
+  free(pipeline);
+}
+
+bool sl_pipeline_node_stats(const sl_pipeline *pipeline, const char *id, sl_node_stats *out) {
+  for (size_t i = 0; i < pipeline->spec->node_count; i++) {
+    if (strcmp(pipeline->spec->nodes[i].id, id) != 0) continue;
+    const sl_node_stats_atomic *s = &pipeline->nodes[i].stats;
+    out->events_in = atomic_load(&s->events_in);
+    out->events_out = atomic_load(&s->events_out);
+    out->errors = atomic_load(&s->errors);
+    out->batches = atomic_load(&s->batches);
+    return true;
+  }
+  return false;
+}
