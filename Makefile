@@ -22,7 +22,7 @@ TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 
 BOOTSTRAP_STAMP := build/.bootstrap-ok
 
-.PHONY: all bootstrap test test-quick asan examples guests bench demo clean format
+.PHONY: all bootstrap test test-quick asan examples guests bench demo docs clean format
 
 all: $(BUILD)/sluice
 
@@ -68,8 +68,12 @@ asan:
 	$(MAKE) BUILD=build/asan SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
 demo: $(BUILD)/sluice examples
-	@echo '$$ sluice invoke build/examples/upper.wasm --payload "hello, sluice"'
-	@$(BUILD)/sluice invoke $(BUILD)/examples/upper.wasm --payload "hello, sluice"
+	@echo '$$ sluice run examples/pipelines/demo.yaml'
+	@SLUICE_EXAMPLES=$(abspath $(BUILD))/examples $(BUILD)/sluice run examples/pipelines/demo.yaml
+
+# docs/reference/node-types.md is generated from the settings tables the loader uses.
+docs: $(BUILD)/sluice
+	$(BUILD)/sluice types --markdown > docs/reference/node-types.md
 
 clean:
 	rm -rf build

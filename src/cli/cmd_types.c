@@ -36,11 +36,13 @@ static size_t all_types(node_type *out, size_t cap) {
   return n;
 }
 
-static void describe_type(FILE *out, const sl_conf_field *field, char *buf, size_t cap) {
+/* "integer", "one of a | b" (markdown tables cannot hold '|': "one of `a`, `b`"). */
+static void describe_type(bool markdown, const sl_conf_field *field, char *buf, size_t cap) {
   if (field->type == SL_CONF_ENUM && field->choices) {
     size_t used = (size_t)snprintf(buf, cap, "one of");
     for (size_t c = 0; field->choices[c] && used < cap; c++)
-      used += (size_t)snprintf(buf + used, cap - used, "%s%s", c ? " | " : " ", field->choices[c]);
+      used += (size_t)snprintf(buf + used, cap - used, markdown ? "%s`%s`" : "%s%s",
+                               c == 0 ? " " : markdown ? ", " : " | ", field->choices[c]);
   } else {
     snprintf(buf, cap, "%s", type_names[field->type]);
   }
@@ -62,7 +64,7 @@ static void print_markdown(FILE *out, const node_type *types, size_t n) {
     fprintf(out, "\n| key | type | default | meaning |\n|---|---|---|---|\n");
     for (const sl_conf_field *f = types[t].fields; f->name; f++) {
       char type[256];
-      describe_type(out, f, type, sizeof type);
+      describe_type(true, f, type, sizeof type);
       fprintf(out, "| `%s` | %s | %s | %s |\n", f->name, type,
               f->flags & SL_CONF_REQUIRED ? "**required**"
               : f->default_value          ? f->default_value
@@ -77,7 +79,7 @@ static void print_fields(FILE *out, const node_type *t) {
   if (!t->fields[0].name) fprintf(out, "  no settings\n");
   for (const sl_conf_field *f = t->fields; f->name; f++) {
     char type[256];
-    describe_type(out, f, type, sizeof type);
+    describe_type(false, f, type, sizeof type);
     fprintf(out, "  %-14s %s", f->name, type);
     if (f->flags & SL_CONF_REQUIRED)
       fprintf(out, ", required");

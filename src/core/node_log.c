@@ -32,6 +32,13 @@ bool sl__log_limiter_allow(sl_log_limiter *limiter, uint64_t *suppressed) {
   return allow;
 }
 
+const char *sl__log_suppressed_note(uint64_t suppressed) {
+  static __thread char note[64];
+  if (suppressed == 0) return "";
+  snprintf(note, sizeof note, " (%llu similar messages held back)", (unsigned long long)suppressed);
+  return note;
+}
+
 void sl_node_log(const sl_node_ctx *node, sl_log_level level, const char *fmt, ...) {
   char line[2048];
   va_list ap;

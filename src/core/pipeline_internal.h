@@ -120,6 +120,8 @@ typedef struct sl_log_limiter {
 } sl_log_limiter;
 
 bool sl__log_limiter_allow(sl_log_limiter *limiter, uint64_t *suppressed);
+/* "" or " (N similar messages held back)": per thread, valid until the next call. */
+const char *sl__log_suppressed_note(uint64_t suppressed);
 uint64_t sl__now_ms(void);
 
 /* --- pipeline.c --- */

@@ -15,8 +15,8 @@ static void report_failure(sl_node_rt *rt, size_t events, const sl_error *err) {
   atomic_fetch_add_explicit(&rt->stats.errors, events, memory_order_relaxed);
   uint64_t suppressed;
   if (sl__log_limiter_allow(&rt->limiter, &suppressed))
-    sl_node_log(&rt->ctx, SL_LOG_ERROR, "%zu events not delivered: %s (%llu more failures since the last message)",
-                events, err->message, (unsigned long long)suppressed);
+    sl_node_log(&rt->ctx, SL_LOG_ERROR, "%zu events not delivered: %s%s", events, err->message,
+                sl__log_suppressed_note(suppressed));
 }
 
 static void *sink_main(void *arg) {

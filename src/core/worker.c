@@ -42,10 +42,9 @@ static void record_fault(sl_worker *worker, size_t node, const sl_event *ev, con
   uint64_t suppressed;
   if (sl__log_limiter_allow(&rt->limiter, &suppressed))
     sl_node_log(&rt->ctx, SL_LOG_WARN,
-                "event failed (%s): %s; nothing reads '%s.errors', so it is counted and dropped "
-                "(%llu more since the last message)",
+                "event failed (%s): %s; nothing reads '%s.errors', so it is counted and dropped%s",
                 sl_fault_name(fault->kind), fault->message, rt->ctx.id,
-                (unsigned long long)suppressed);
+                sl__log_suppressed_note(suppressed));
 }
 
 static void run_processor(sl_worker *worker, const sl_work *work, size_t node) {

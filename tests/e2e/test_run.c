@@ -305,3 +305,18 @@ Test(run, a_secret_never_appears_in_output_or_logs) {
   e2e_result_free(&r);
   e2e_rmdir(dir);
 }
+
+Test(types, the_generated_reference_matches_the_tables) {
+  char *dir = e2e_tmpdir();
+  e2e_result r = e2e_sluice(dir, "types --markdown");
+  cr_assert_eq(r.exit_code, 0);
+  char *doc = e2e_read("docs/reference/node-types.md"); /* make test runs in the repository */
+  cr_assert_str_eq(r.out, doc, "docs/reference/node-types.md is stale: run `make docs`");
+  free(doc);
+  e2e_result_free(&r);
+  r = e2e_sluice(dir, "types file");
+  cr_assert_eq(r.exit_code, 0);
+  cr_assert(strstr(r.out, "file (source)") && strstr(r.out, "file (sink)"), "%s", r.out);
+  e2e_result_free(&r);
+  e2e_rmdir(dir);
+}

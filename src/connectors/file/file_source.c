@@ -491,7 +491,7 @@ static const sl_conf_field fields[] = {
     {"follow", SL_CONF_BOOL, 0, "false", offsetof(file_source_config, follow),
      "Keep reading as the file grows and reopen it when it is replaced (like tail -F).", NULL},
     {"start_at", SL_CONF_ENUM, 0, "beginning", offsetof(file_source_config, start_at),
-     "Where to start in the file there at start when there is no checkpoint yet.", start_choices},
+     "Where to start reading when there is no checkpoint yet (the file present at start only).", start_choices},
     {"checkpoint", SL_CONF_BOOL, 0, "true", offsetof(file_source_config, checkpoint),
      "Remember the acknowledged offset under $SLUICE_HOME/state so a restart resumes there.", NULL},
     {"max_line", SL_CONF_SIZE, 0, "1MiB", offsetof(file_source_config, max_line),
