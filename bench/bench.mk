@@ -1,10 +1,13 @@
 # bench/bench.mk - `make bench`: builds the benchmark program and its Wasm guests into
-# $(BUILD)/bench/ and runs every benchmark once (under a minute). docs/benchmarks.md
-# says what each row measures and records a run.
+# $(BUILD)/bench/ and runs every benchmark once: the engine benchmarks (about 20 s), then
+# the pipeline benchmarks (bench/pipeline/run.sh, about 1.5 min). docs/benchmarks.md says
+# what each row measures and records a run.
 #
 #   make bench                          the full run
 #   make bench BENCH_ARGS=--quick       fewer iterations, to check that everything works
 #   make bench BENCH_ARGS="--repeats 11"
+#   make bench-pipeline                 only the pipeline benchmarks (bench/pipeline/run.sh)
+#   make bench-pipeline BENCH_PIPELINE_ARGS="--quick"    or "--only http --http-duration 10"
 #
 # The native side of the kernel comparison is bench/kernel.c compiled by plain `gcc -O2`;
 # the Wasm side is the same file compiled by clang for wasm32-wasi (clang also runs
@@ -46,8 +49,45 @@ $(BENCH_DIR)/calls.wasm: bench/guests/calls_guest.c bench/guests/guest_abi.h
 	@mkdir -p $(dir $@)
 	$(BENCH_WASM_CC) $(BENCH_WASM_FLAGS) $< -o $@
 
-bench: $(BENCH_DIR)/sluice_bench $(BENCH_GUESTS)
+# Pipeline benchmarks: whole `sluice run` processes (NDJSON, generate, HTTP) against a
+# native program or a pipeline without the Wasm node, measured in the same run. The tools
+# are plain gcc -O2 programs; the NDJSON input (1M lines, ~85 bytes each) is generated
+# once, deterministically. Needs wrk and h2load (scripts/bootstrap installs them).
+BENCH_PIPE_DIR    := $(BENCH_DIR)/pipeline
+BENCH_PIPE_CFLAGS := -O2 -Wall -Wextra -Werror
+BENCH_PIPE_TOOLS  := $(BENCH_PIPE_DIR)/measure $(BENCH_PIPE_DIR)/native_logfilter \
+                     $(BENCH_PIPE_DIR)/logs.ndjson
+BENCH_PIPELINE_ARGS ?=
+BENCH_PIPE_DEPS   := $(BUILD)/sluice $(BENCH_PIPE_TOOLS) $(EXAMPLES_OUT)/logfilter.wasm \
+                     $(EXAMPLES_OUT)/passthrough.wasm
+BENCH_PIPE_RUN     = bench/pipeline/run.sh --sluice $(BUILD)/sluice --examples $(EXAMPLES_OUT) \
+                     --tools $(BENCH_PIPE_DIR) --work $(BENCH_PIPE_DIR)/run $(BENCH_PIPELINE_ARGS)
+
+$(BENCH_PIPE_DIR)/measure: bench/pipeline/measure.c
+	@mkdir -p $(dir $@)
+	$(BENCH_NATIVE_CC) $(BENCH_PIPE_CFLAGS) $< -o $@
+
+$(BENCH_PIPE_DIR)/gen_ndjson: bench/pipeline/gen_ndjson.c
+	@mkdir -p $(dir $@)
+	$(BENCH_NATIVE_CC) $(BENCH_PIPE_CFLAGS) $< -o $@
+
+$(BENCH_PIPE_DIR)/native_logfilter: bench/pipeline/native_logfilter.c \
+                                    examples/processors/logfilter/logfilter_transform.h
+	@mkdir -p $(dir $@)
+	$(BENCH_NATIVE_CC) $(BENCH_PIPE_CFLAGS) $< -o $@
+
+$(BENCH_PIPE_DIR)/logs.ndjson: $(BENCH_PIPE_DIR)/gen_ndjson
+	$< 1000000 > $@.tmp && mv $@.tmp $@
+
+bench: $(BENCH_DIR)/sluice_bench $(BENCH_GUESTS) $(BENCH_PIPE_DEPS)
 	$(BENCH_DIR)/sluice_bench --guests $(BENCH_DIR) --home $(BENCH_DIR)/home \
 	  --v8-script bench/v8_kernel.mjs $(BENCH_ARGS)
+	$(BENCH_PIPE_RUN)
+
+# The pipeline benchmarks alone. `make bench` runs the same script after the engine
+# benchmarks, in one recipe, so the two never share the CPUs even under make -j.
+.PHONY: bench-pipeline
+bench-pipeline: $(BENCH_PIPE_DEPS)
+	$(BENCH_PIPE_RUN)
 
 -include $(BENCH_OBJS:.o=.d)

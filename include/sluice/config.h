@@ -36,12 +36,12 @@ enum {
 };
 
 typedef struct sl_conf_field {
-  const char *name;          /* the YAML key; NULL ends a table */
+  const char *name; /* the YAML key; NULL ends a table */
   sl_conf_type type;
-  unsigned flags;            /* SL_CONF_REQUIRED ... */
-  const char *default_value; /* parsed like YAML text; NULL: zero / NULL / empty map */
-  size_t offset;             /* offsetof(config struct, field) */
-  const char *help;          /* one sentence, for --help and the reference page */
+  unsigned flags;             /* SL_CONF_REQUIRED ... */
+  const char *default_value;  /* parsed like YAML text; NULL: zero / NULL / empty map */
+  size_t offset;              /* offsetof(config struct, field) */
+  const char *help;           /* one sentence, for --help and the reference page */
   const char *const *choices; /* SL_CONF_ENUM: NULL-terminated list */
 } sl_conf_field;
 

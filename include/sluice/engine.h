@@ -24,27 +24,27 @@
 #include "sluice/status.h"
 
 /* Why a processor failed an event. `name` is what pipelines put in metadata `error.kind`. */
-#define SL_FAULT_MAP(X)                                                           \
-  X(NONE, "none", "no fault")                                                     \
-  X(UNREACHABLE, "unreachable", "unreachable instruction executed")               \
-  X(OUT_OF_BOUNDS, "out-of-bounds", "out-of-bounds memory or table access")       \
-  X(STACK_EXHAUSTED, "stack-exhausted", "call stack exhausted")                   \
-  X(DIVIDE_BY_ZERO, "divide-by-zero", "integer divide by zero")                   \
-  X(INTEGER_OVERFLOW, "integer-overflow", "integer overflow")                     \
-  X(INVALID_CONVERSION, "invalid-conversion", "invalid conversion to integer")    \
-  X(BAD_INDIRECT_CALL, "bad-indirect-call", "indirect call to a null or mistyped function") \
-  X(UNCAUGHT_EXCEPTION, "uncaught-exception", "uncaught exception")               \
-  X(TIMEOUT, "timeout", "time limit exceeded")                                    \
-  X(OUT_OF_MEMORY, "out-of-memory", "memory limit reached")                       \
-  X(BAD_RESULT, "bad-result", "the processor returned a malformed result")        \
-  X(PROCESSOR_ERROR, "processor-error", "the processor returned an error")        \
+#define SL_FAULT_MAP(X)                                                                            \
+  X(NONE, "none", "no fault")                                                                      \
+  X(UNREACHABLE, "unreachable", "unreachable instruction executed")                                \
+  X(OUT_OF_BOUNDS, "out-of-bounds", "out-of-bounds memory or table access")                        \
+  X(STACK_EXHAUSTED, "stack-exhausted", "call stack exhausted")                                    \
+  X(DIVIDE_BY_ZERO, "divide-by-zero", "integer divide by zero")                                    \
+  X(INTEGER_OVERFLOW, "integer-overflow", "integer overflow")                                      \
+  X(INVALID_CONVERSION, "invalid-conversion", "invalid conversion to integer")                     \
+  X(BAD_INDIRECT_CALL, "bad-indirect-call", "indirect call to a null or mistyped function")        \
+  X(UNCAUGHT_EXCEPTION, "uncaught-exception", "uncaught exception")                                \
+  X(TIMEOUT, "timeout", "time limit exceeded")                                                     \
+  X(OUT_OF_MEMORY, "out-of-memory", "memory limit reached")                                        \
+  X(BAD_RESULT, "bad-result", "the processor returned a malformed result")                         \
+  X(PROCESSOR_ERROR, "processor-error", "the processor returned an error")                         \
   X(EXIT, "exit", "the processor called proc_exit")
 
 typedef enum sl_fault_kind {
 #define SL_FAULT_ENUM(id, name, text) SL_FAULT_##id,
   SL_FAULT_MAP(SL_FAULT_ENUM)
 #undef SL_FAULT_ENUM
-  SL_FAULT_COUNT
+      SL_FAULT_COUNT
 } sl_fault_kind;
 
 typedef struct sl_fault {
@@ -60,11 +60,13 @@ const char *sl_fault_name(sl_fault_kind kind);
  * brackets), so `sl_limits limits = {0};` is valid.
  */
 typedef struct sl_limits {
-  uint64_t memory_bytes;       /* [64 MiB] linear memory ceiling: memory.grow fails above it */
-  uint32_t time_ms;            /* [100] wall time per call; a runaway call is stopped within 2x */
-  uint32_t stack_bytes;        /* [1 MiB] native stack a call may use before it traps */
-  uint64_t recycle_calls;      /* [0 = never] replace an instance after this many calls */
-  uint64_t recycle_memory;     /* [3/4 of memory_bytes] replace an instance whose memory grew past this */
+  uint64_t memory_bytes;  /* [64 MiB] linear memory ceiling: memory.grow fails above it */
+  uint32_t time_ms;       /* [100] CPU time per call; a runaway call is stopped within 2x
+                             (a call blocked rather than running: 10x in wall time) */
+  uint32_t stack_bytes;   /* [1 MiB] native stack a call may use before it traps */
+  uint64_t recycle_calls; /* [0 = never] replace an instance after this many calls */
+  uint64_t
+      recycle_memory; /* [3/4 of memory_bytes] replace an instance whose memory grew past this */
 } sl_limits;
 
 #define SL_LIMIT_MEMORY_DEFAULT (64u << 20)
@@ -85,12 +87,13 @@ typedef void (*sl_log_fn)(void *user, const char *node_id, const char *stream, c
                           size_t len);
 
 typedef struct sl_engine_options {
-  const char *home;    /* NULL: $SLUICE_HOME, else ~/.sluice */
-  const char *cc;      /* NULL: $SLUICE_CC, else "cc" */
-  const char *wasm2c;  /* NULL: $SLUICE_WASM2C, else "wasm2c" */
-  const char *cflags;  /* NULL: "-O1" (as fast as -O2 on wasm2c output, half the compile time); part of the cache key */
+  const char *home;   /* NULL: $SLUICE_HOME, else ~/.sluice */
+  const char *cc;     /* NULL: $SLUICE_CC, else "cc" */
+  const char *wasm2c; /* NULL: $SLUICE_WASM2C, else "wasm2c" */
+  const char *cflags; /* NULL: "-O1" (as fast as -O2 on wasm2c output, half the compile time); part
+                         of the cache key */
   bool no_interrupt_checks; /* benchmarks only: compile without time-limit checks */
-  sl_log_fn log;       /* NULL: lines go to stderr as "[node] line" */
+  sl_log_fn log;            /* NULL: lines go to stderr as "[node] line" */
   void *log_user;
 } sl_engine_options;
 
@@ -106,11 +109,11 @@ void sl_engine_destroy(sl_engine *engine);
 
 /* What loading a module did, for people and benchmarks. */
 typedef struct sl_compile_info {
-  bool cached;            /* true: a verified artifact was reused */
-  double compile_ms;      /* wasm2c + cc time (0 when cached) */
-  double load_ms;         /* verify + dlopen time */
-  char module_hash[65];   /* sha256 of the .wasm, hex */
-  char artifact[4096];    /* path of the cached native artifact */
+  bool cached;          /* true: a verified artifact was reused */
+  double compile_ms;    /* wasm2c + cc time (0 when cached) */
+  double load_ms;       /* verify + dlopen time */
+  char module_hash[65]; /* sha256 of the .wasm, hex */
+  char artifact[4096];  /* path of the cached native artifact */
 } sl_compile_info;
 
 /*
@@ -123,16 +126,16 @@ typedef struct sl_compile_info {
 sl_status sl_module_load_file(sl_engine *engine, const char *path, sl_module **out,
                               sl_compile_info *info, sl_error *err);
 sl_status sl_module_load_bytes(sl_engine *engine, const uint8_t *wasm, size_t len,
-                               const char *display_name, sl_module **out,
-                               sl_compile_info *info, sl_error *err);
+                               const char *display_name, sl_module **out, sl_compile_info *info,
+                               sl_error *err);
 void sl_module_retain(sl_module *module);
 void sl_module_release(sl_module *module);
 
 typedef struct sl_pool_options {
-  const char *node_id;    /* tags log lines; NULL: "processor" */
-  const sl_kv *config;    /* handed to the guest's init, in order */
+  const char *node_id; /* tags log lines; NULL: "processor" */
+  const sl_kv *config; /* handed to the guest's init, in order */
   size_t config_count;
-  const sl_kv *env;       /* the guest's WASI environment */
+  const sl_kv *env; /* the guest's WASI environment */
   size_t env_count;
   sl_limits limits;
 } sl_pool_options;
@@ -153,15 +156,14 @@ void sl_pool_destroy(sl_pool *pool);
  * and the pool is ready for the next event (a trapped instance is replaced).
  * SL_NOMEM only if the host itself runs out of memory.
  */
-sl_status sl_pool_process(sl_pool *pool, const sl_event *in, sl_event_list *out,
-                          sl_fault *fault);
+sl_status sl_pool_process(sl_pool *pool, const sl_event *in, sl_event_list *out, sl_fault *fault);
 
 typedef struct sl_pool_stats {
   uint64_t calls;
   uint64_t faults;
   uint64_t instances_created;
-  uint64_t recycled;          /* instances replaced by recycle_calls or recycle_memory */
-  uint64_t memory_bytes;      /* linear memory of the current warm instance */
+  uint64_t recycled;     /* instances replaced by recycle_calls or recycle_memory */
+  uint64_t memory_bytes; /* linear memory of the current warm instance */
 } sl_pool_stats;
 
 void sl_pool_stats_get(const sl_pool *pool, sl_pool_stats *stats);

@@ -31,9 +31,9 @@ typedef struct sl_loc {
 
 /* One entry of `inputs:`: "upper" or "upper.errors". */
 typedef struct sl_input_ref {
-  char *node;     /* the node id, without ".errors" */
-  bool errors;    /* true for "<id>.errors" */
-  size_t index;   /* resolved: index into sl_pipeline_spec.nodes */
+  char *node;   /* the node id, without ".errors" */
+  bool errors;  /* true for "<id>.errors" */
+  size_t index; /* resolved: index into sl_pipeline_spec.nodes */
   sl_loc loc;
 } sl_input_ref;
 
@@ -52,14 +52,14 @@ extern const sl_conf_field sl_wasm_fields[];
 
 typedef struct sl_node_spec {
   char *id;
-  char *type;                   /* the YAML `type` */
+  char *type; /* the YAML `type` */
   sl_node_kind kind;
   const sl_connector *connector; /* sources and sinks; NULL for processors */
-  void *config;                 /* sources/sinks: connector->config_size bytes;
-                                   processors: an sl_wasm_config */
+  void *config;                  /* sources/sinks: connector->config_size bytes;
+                                    processors: an sl_wasm_config */
   sl_input_ref *inputs;
   size_t input_count;
-  sl_loc loc;                   /* where the node's mapping starts */
+  sl_loc loc; /* where the node's mapping starts */
 } sl_node_spec;
 
 /* One event in a test case (`sluice test`). */
@@ -88,19 +88,19 @@ typedef struct sl_test_case {
 
 typedef struct sl_pipeline_spec {
   char *name;
-  char *file;            /* the pipeline file as given, for messages */
-  char *dir;             /* absolute folder relative paths resolve against */
-  unsigned workers;      /* worker threads; 0 = one per CPU */
-  uint64_t batch_size;   /* events per batch sources aim for */
+  char *file;             /* the pipeline file as given, for messages */
+  char *dir;              /* absolute folder relative paths resolve against */
+  unsigned workers;       /* worker threads; 0 = one per CPU */
+  uint64_t batch_size;    /* events per batch sources aim for */
   uint64_t max_in_flight; /* source events accepted but not yet delivered, per source */
   uint64_t drain_timeout; /* ms allowed for draining at shutdown */
-  sl_node_spec *nodes;   /* in file order */
+  sl_node_spec *nodes;    /* in file order */
   size_t node_count;
   sl_test_case *tests;
   size_t test_count;
-  char **secret_values;  /* every secret's value, for redaction; never print these */
+  char **secret_values; /* every secret's value, for redaction; never print these */
   size_t secret_count;
-  void *storage;         /* owns every string above */
+  void *storage; /* owns every string above */
 } sl_pipeline_spec;
 
 typedef struct sl_load_options {
@@ -115,8 +115,8 @@ typedef struct sl_load_options {
  * file); SL_CONFIG: `err` holds one line per problem, "file:line:col: what is wrong and
  * what would be right", secrets never included.
  */
-sl_status sl_pipeline_load(const char *path, const sl_load_options *opts,
-                           sl_pipeline_spec **out, sl_error *err);
+sl_status sl_pipeline_load(const char *path, const sl_load_options *opts, sl_pipeline_spec **out,
+                           sl_error *err);
 
 /* The same from text in memory; `display_name` appears in messages and `dir` resolves
  * relative paths (quick mode builds its pipeline this way). */
@@ -140,13 +140,13 @@ typedef struct sl_pipeline sl_pipeline;
 typedef struct sl_node_stats {
   uint64_t events_in;
   uint64_t events_out;
-  uint64_t errors;   /* events this node failed (routed to <id>.errors, or logged) */
+  uint64_t errors; /* events this node failed (routed to <id>.errors, or logged) */
   uint64_t batches;
 } sl_node_stats;
 
 typedef struct sl_pipeline_options {
-  const char *home;    /* NULL: $SLUICE_HOME or ~/.sluice (checkpoints under state/) */
-  sl_log_fn log;       /* NULL: stderr */
+  const char *home; /* NULL: $SLUICE_HOME or ~/.sluice (checkpoints under state/) */
+  sl_log_fn log;    /* NULL: stderr */
   void *log_user;
 } sl_pipeline_options;
 
@@ -158,6 +158,14 @@ typedef struct sl_pipeline_options {
  */
 sl_status sl_pipeline_new(sl_engine *engine, const sl_pipeline_spec *spec,
                           const sl_pipeline_options *opts, sl_pipeline **out, sl_error *err);
+
+/*
+ * What `sluice validate` checks for processor node `index`: its module loads (compiling
+ * it into the cache) and its init accepts the node's config. Statuses as for
+ * sl_pipeline_new, with the node and its place named in `err`.
+ */
+sl_status sl_pipeline_check_processor(sl_engine *engine, const sl_pipeline_spec *spec, size_t index,
+                                      sl_error *err);
 
 /* Starts workers, sinks, then sources. */
 sl_status sl_pipeline_start(sl_pipeline *pipeline, sl_error *err);

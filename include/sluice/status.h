@@ -8,27 +8,27 @@
 #ifndef SLUICE_STATUS_H
 #define SLUICE_STATUS_H
 
-#define SL_STATUS_MAP(X)                                                            \
-  X(OK, "success")                                                                  \
-  X(AGAIN, "try again later")                                                       \
-  X(DECLINED, "not handled here")                                                   \
-  X(NOMEM, "out of host memory")                                                    \
-  X(INVALID, "invalid argument")                                                    \
-  X(IO, "input/output error")                                                       \
-  X(NOT_FOUND, "not found")                                                         \
-  X(BAD_MODULE, "the WebAssembly module is invalid or does not follow the contract") \
-  X(COMPILE, "compiling the module to native code failed")                          \
-  X(LOAD, "loading the compiled module failed")                                     \
-  X(FAULT, "the processor failed this event")                                       \
-  X(INIT, "the processor's init failed")                                            \
-  X(CONFIG, "the pipeline configuration is invalid")                                \
+#define SL_STATUS_MAP(X)                                                                           \
+  X(OK, "success")                                                                                 \
+  X(AGAIN, "try again later")                                                                      \
+  X(DECLINED, "not handled here")                                                                  \
+  X(NOMEM, "out of host memory")                                                                   \
+  X(INVALID, "invalid argument")                                                                   \
+  X(IO, "input/output error")                                                                      \
+  X(NOT_FOUND, "not found")                                                                        \
+  X(BAD_MODULE, "the WebAssembly module is invalid or does not follow the contract")               \
+  X(COMPILE, "compiling the module to native code failed")                                         \
+  X(LOAD, "loading the compiled module failed")                                                    \
+  X(FAULT, "the processor failed this event")                                                      \
+  X(INIT, "the processor's init failed")                                                           \
+  X(CONFIG, "the pipeline configuration is invalid")                                               \
   X(CLOSED, "stopped: no more work is accepted")
 
 typedef enum sl_status {
 #define SL_STATUS_ENUM(name, msg) SL_##name,
   SL_STATUS_MAP(SL_STATUS_ENUM)
 #undef SL_STATUS_ENUM
-  SL_STATUS_COUNT
+      SL_STATUS_COUNT
 } sl_status;
 
 /* A static, human-readable description of `status`; never NULL. */

@@ -21,8 +21,9 @@ int sl_cmd_validate(int argc, char **argv);
 
 /* Quick mode: the pipeline `sluice run --source/--wasm/--sink` stands for, as YAML text
  * (malloc'ed, the caller frees). SL_CONFIG with a message for an unknown URI. */
-sl_status sl__quick_pipeline_yaml(const char *source, const char *const *modules, size_t module_count,
-                                  const char *sink, char **yaml, size_t *yaml_len, sl_error *err);
+sl_status sl__quick_pipeline_yaml(const char *source, const char *const *modules,
+                                  size_t module_count, const char *sink, char **yaml,
+                                  size_t *yaml_len, sl_error *err);
 
 /* "64MiB", "512KiB", "1GiB", "4096" -> bytes. False when malformed. */
 bool sl_parse_size(const char *text, uint64_t *bytes);

@@ -29,24 +29,25 @@ typedef struct run_args {
 } run_args;
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "Usage: sluice run PIPELINE.yaml [--stats]\n"
-          "       sluice run --source URI --wasm MODULE.wasm [--wasm ...] --sink URI [--stats]\n"
-          "\n"
-          "Runs a pipeline in the foreground until every source has ended and every event is\n"
-          "delivered (exit 0). Ctrl-C (SIGINT) or SIGTERM stops the sources and drains what is in\n"
-          "flight; a second signal exits at once.\n"
-          "\n"
-          "Quick mode chains the modules between one source and one sink. URIs:\n"
-          "  stdin, stdout, null, log\n"
-          "  file:PATH                      source: read once (?follow=true to follow); sink: append\n"
-          "  http://HOST:PORT/PATH          source: listen (\":9000\" = every address); sink: POST\n"
-          "  generate://?count=N&payload=T  source: synthetic events\n"
-          "SOURCE_URI and SINK_URI in the environment stand in for --source and --sink.\n"
-          "\n"
-          "Options:\n"
-          "  --stats        print per-node event counts to stderr at exit\n"
-          "  --workers N    worker threads (overrides the pipeline's `workers`)\n");
+  fprintf(
+      out,
+      "Usage: sluice run PIPELINE.yaml [--stats]\n"
+      "       sluice run --source URI --wasm MODULE.wasm [--wasm ...] --sink URI [--stats]\n"
+      "\n"
+      "Runs a pipeline in the foreground until every source has ended and every event is\n"
+      "delivered (exit 0). Ctrl-C (SIGINT) or SIGTERM stops the sources and drains what is in\n"
+      "flight; a second signal exits at once.\n"
+      "\n"
+      "Quick mode chains the modules between one source and one sink. URIs:\n"
+      "  stdin, stdout, null, log\n"
+      "  file:PATH                      source: read once (?follow=true to follow); sink: append\n"
+      "  http://HOST:PORT/PATH          source: listen (\":9000\" = every address); sink: POST\n"
+      "  generate://?count=N&payload=T  source: synthetic events\n"
+      "SOURCE_URI and SINK_URI in the environment stand in for --source and --sink.\n"
+      "\n"
+      "Options:\n"
+      "  --stats        print per-node event counts to stderr at exit\n"
+      "  --workers N    worker threads (overrides the pipeline's `workers`)\n");
 }
 
 static int parse_args(int argc, char **argv, run_args *a) {
@@ -69,7 +70,8 @@ static int parse_args(int argc, char **argv, run_args *a) {
     } else if (strcmp(arg, "--workers") == 0 && has_value) {
       a->workers = argv[++i];
     } else if (arg[0] == '-') {
-      fprintf(stderr, "sluice run: unknown option or missing value: %s (see sluice run --help)\n", arg);
+      fprintf(stderr, "sluice run: unknown option or missing value: %s (see sluice run --help)\n",
+              arg);
       return SL_EXIT_USAGE;
     } else if (!a->file) {
       a->file = arg;
@@ -113,7 +115,8 @@ static sl_status load_spec(const run_args *a, sl_pipeline_spec **spec, sl_error 
   if (a->file) return sl_pipeline_load(a->file, NULL, spec, err);
   char *yaml;
   size_t len;
-  sl_status st = sl__quick_pipeline_yaml(a->source, a->modules, a->module_count, a->sink, &yaml, &len, err);
+  sl_status st =
+      sl__quick_pipeline_yaml(a->source, a->modules, a->module_count, a->sink, &yaml, &len, err);
   if (st != SL_OK) return st;
   char cwd[4096];
   if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, ".");
@@ -123,7 +126,8 @@ static sl_status load_spec(const run_args *a, sl_pipeline_spec **spec, sl_error 
 }
 
 /* Log lines from processors and connectors: "[node] level: text" on stderr, redacted. */
-static void on_log(void *user, const char *node_id, const char *stream, const char *line, size_t len) {
+static void on_log(void *user, const char *node_id, const char *stream, const char *line,
+                   size_t len) {
   const sl_pipeline_spec *spec = user;
   char buf[4096];
   snprintf(buf, sizeof buf, "%.*s", (int)len, line);
@@ -166,7 +170,8 @@ static uint64_t undelivered(const sl_pipeline_spec *spec, const sl_pipeline *pip
   uint64_t total = 0;
   for (size_t i = 0; i < spec->node_count; i++) {
     sl_node_stats s;
-    if (spec->nodes[i].kind == SL_NODE_SINK && sl_pipeline_node_stats(pipeline, spec->nodes[i].id, &s))
+    if (spec->nodes[i].kind == SL_NODE_SINK &&
+        sl_pipeline_node_stats(pipeline, spec->nodes[i].id, &s))
       total += s.errors;
   }
   return total;
@@ -189,7 +194,8 @@ int sl_cmd_run(int argc, char **argv) {
     char *end;
     long n = strtol(a.workers, &end, 10);
     if (*end || n < 0 || n > 1024)
-      st = sl_error_set(&err, SL_CONFIG, "--workers: expected a number from 0 to 1024, got '%s'", a.workers);
+      st = sl_error_set(&err, SL_CONFIG, "--workers: expected a number from 0 to 1024, got '%s'",
+                        a.workers);
     else
       spec->workers = (unsigned)n;
   }

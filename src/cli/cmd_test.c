@@ -22,7 +22,8 @@ static void usage(FILE *out) {
 }
 
 /* Processor output during tests: indented under the case it belongs to. */
-static void on_log(void *user, const char *node_id, const char *stream, const char *line, size_t len) {
+static void on_log(void *user, const char *node_id, const char *stream, const char *line,
+                   size_t len) {
   const sl_pipeline_spec *spec = user;
   char buf[4096];
   snprintf(buf, sizeof buf, "%.*s", (int)len, line);
@@ -54,7 +55,9 @@ int sl_cmd_test(int argc, char **argv) {
   sl_engine *engine = NULL;
   sl_status st = sl_pipeline_load(file, NULL, &spec, &err);
   if (st == SL_OK && spec->test_count == 0)
-    st = sl_error_set(&err, SL_CONFIG, "%s: no test cases (add a `tests:` section; see docs/reference/pipeline.md)", file);
+    st = sl_error_set(&err, SL_CONFIG,
+                      "%s: no test cases (add a `tests:` section; see docs/reference/pipeline.md)",
+                      file);
   if (st == SL_OK) {
     sl_engine_options eopts = {.log = on_log, .log_user = spec};
     st = sl_engine_new(&eopts, &engine, &err);

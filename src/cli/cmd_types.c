@@ -18,7 +18,7 @@ typedef struct node_type {
 } node_type;
 
 static const char *const type_names[] = {
-    [SL_CONF_STRING] = "string", [SL_CONF_PATH] = "path",     [SL_CONF_INT] = "integer",
+    [SL_CONF_STRING] = "string", [SL_CONF_PATH] = "path",         [SL_CONF_INT] = "integer",
     [SL_CONF_SIZE] = "size",     [SL_CONF_DURATION] = "duration", [SL_CONF_BOOL] = "boolean",
     [SL_CONF_ENUM] = "one of",   [SL_CONF_MAP] = "mapping",
 };
@@ -42,7 +42,10 @@ static void describe_type(bool markdown, const sl_conf_field *field, char *buf, 
     size_t used = (size_t)snprintf(buf, cap, "one of");
     for (size_t c = 0; field->choices[c] && used < cap; c++)
       used += (size_t)snprintf(buf + used, cap - used, markdown ? "%s`%s`" : "%s%s",
-                               c == 0 ? " " : markdown ? ", " : " | ", field->choices[c]);
+                               c == 0     ? " "
+                               : markdown ? ", "
+                                          : " | ",
+                               field->choices[c]);
   } else {
     snprintf(buf, cap, "%s", type_names[field->type]);
   }

@@ -3,9 +3,10 @@
  * (contracts.md §4). Exit 0 when it is valid, 2 with every problem on stderr otherwise.
  *
  * Besides what sl_pipeline_load checks (syntax, types, keys, graph, tests), every wasm
- * node's module is loaded through the engine, so a module that is not valid Wasm or
- * does not follow the processor contract is caught here too; compiling fills the cache,
- * which makes the first `sluice run` faster.
+ * node's module is loaded through the engine and its init runs once with the node's
+ * config, so a module that is not valid Wasm, does not follow the processor contract or
+ * refuses its config is caught here too; compiling fills the cache, which makes the
+ * first `sluice run` faster.
  */
 #include <stdio.h>
 #include <string.h>
@@ -19,27 +20,21 @@ static const char validate_help[] =
     "Checks a pipeline file without running it: YAML syntax, ${...} references and\n"
     "secrets, every node's settings, the graph (inputs, sources, cycles) and the tests\n"
     "section; then loads each wasm node's module (compiling it into the cache under\n"
-    "$SLUICE_HOME if needed) so a module that fails to load is reported too.\n"
+    "$SLUICE_HOME if needed) and runs its init with the node's config, so a module that\n"
+    "fails to load or refuses its config is reported too.\n"
     "\n"
     "Prints `FILE: ok: ...` on success (exit 0). Otherwise prints every problem as\n"
     "`file:line:col: what is wrong` on stderr and exits with status 2.\n"
     "\n"
     "Options:\n"
-    "  --no-modules   skip loading the modules (fast; checks the file only)\n";
+    "  --no-modules   skip loading the modules and their init (fast; checks the file only)\n";
 
 static const char *plural(size_t n, const char *one, const char *many) {
   return n == 1 ? one : many;
 }
 
-/* Cuts "PATH: " from the front of an engine message that repeats the module's path. */
-static const char *without_path(const char *message, const char *path) {
-  size_t len = strlen(path);
-  if (strncmp(message, path, len) == 0 && strncmp(message + len, ": ", 2) == 0)
-    return message + len + 2;
-  return message;
-}
-
-/* Loads every wasm node's module; prints each failure. True when all loaded. */
+/* Loads every wasm node's module and runs its init with the node's config; prints each
+ * failure. True when all are fine. */
 static bool load_modules(const sl_pipeline_spec *spec, int *code) {
   sl_engine *engine = NULL;
   sl_error err;
@@ -53,17 +48,8 @@ static bool load_modules(const sl_pipeline_spec *spec, int *code) {
   for (size_t i = 0; i < spec->node_count; i++) {
     const sl_node_spec *node = &spec->nodes[i];
     if (node->kind != SL_NODE_PROCESSOR) continue;
-    const sl_wasm_config *wasm = node->config;
-    sl_module *module = NULL;
-    if (sl_module_load_file(engine, wasm->module, &module, NULL, &err) == SL_OK) {
-      sl_module_release(module);
-      continue;
-    }
-    char line[2048];
-    snprintf(line, sizeof line, "%s:%d:%d: node '%s': module %s: %s", spec->file, node->loc.line,
-             node->loc.col, node->id, wasm->module, without_path(err.message, wasm->module));
-    sl_pipeline_spec_redact(spec, line, sizeof line);
-    fprintf(stderr, "%s\n", line);
+    if (sl_pipeline_check_processor(engine, spec, i, &err) == SL_OK) continue;
+    fprintf(stderr, "%s\n", err.message);
     ok = false;
     *code = SL_EXIT_USAGE;
   }

@@ -20,12 +20,13 @@ static const struct {
 };
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "Sluice: stream and ETL pipelines whose transforms are sandboxed WebAssembly processors.\n"
-          "\n"
-          "Usage: sluice COMMAND [ARGS...]\n"
-          "\n"
-          "Commands:\n");
+  fprintf(
+      out,
+      "Sluice: stream and ETL pipelines whose transforms are sandboxed WebAssembly processors.\n"
+      "\n"
+      "Usage: sluice COMMAND [ARGS...]\n"
+      "\n"
+      "Commands:\n");
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
     fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
   fprintf(out,
@@ -41,7 +42,8 @@ int main(int argc, char **argv) {
     usage(stderr);
     return SL_EXIT_USAGE;
   }
-  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+      strcmp(argv[1], "help") == 0) {
     usage(stdout);
     return SL_EXIT_OK;
   }

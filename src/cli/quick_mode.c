@@ -51,7 +51,8 @@ static bool put_query(FILE *f, const char *query, const char *uri, sl_error *err
     size_t len = amp ? (size_t)(amp - query) : strlen(query);
     const char *eq = memchr(query, '=', len);
     if (!eq || eq == query) {
-      sl_error_set(err, SL_CONFIG, "%s: expected key=value in the query, got '%.*s'", uri, (int)len, query);
+      sl_error_set(err, SL_CONFIG, "%s: expected key=value in the query, got '%.*s'", uri, (int)len,
+                   query);
       return false;
     }
     fprintf(f, "    %.*s: ", (int)(eq - query), query);
@@ -106,8 +107,9 @@ static bool put_endpoint(FILE *f, const char *uri, bool source, sl_error *err) {
   return ok;
 }
 
-sl_status sl__quick_pipeline_yaml(const char *source, const char *const *modules, size_t module_count,
-                                  const char *sink, char **yaml, size_t *yaml_len, sl_error *err) {
+sl_status sl__quick_pipeline_yaml(const char *source, const char *const *modules,
+                                  size_t module_count, const char *sink, char **yaml,
+                                  size_t *yaml_len, sl_error *err) {
   *yaml = NULL;
   FILE *f = open_memstream(yaml, yaml_len);
   if (!f) abort();

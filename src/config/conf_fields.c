@@ -171,13 +171,20 @@ static bool fill_map(const sl_load_ctx *ctx, const sl_conf_field *field, const s
 
 static const char *expected_for(const sl_conf_field *field, char *buf, size_t cap) {
   switch (field->type) {
-  case SL_CONF_STRING: return "a text value";
-  case SL_CONF_PATH: return "a path";
-  case SL_CONF_INT: return "an integer";
-  case SL_CONF_SIZE: return "a size like 1048576, 512KiB, 64MiB or 1GiB";
-  case SL_CONF_DURATION: return "a duration like 250ms, 5s, 2m or 1h (a plain number is ms)";
-  case SL_CONF_BOOL: return "true or false";
-  case SL_CONF_MAP: return "a mapping of keys to text values";
+  case SL_CONF_STRING:
+    return "a text value";
+  case SL_CONF_PATH:
+    return "a path";
+  case SL_CONF_INT:
+    return "an integer";
+  case SL_CONF_SIZE:
+    return "a size like 1048576, 512KiB, 64MiB or 1GiB";
+  case SL_CONF_DURATION:
+    return "a duration like 250ms, 5s, 2m or 1h (a plain number is ms)";
+  case SL_CONF_BOOL:
+    return "true or false";
+  case SL_CONF_MAP:
+    return "a mapping of keys to text values";
   case SL_CONF_ENUM: {
     char list[400];
     size_t n = 0;
@@ -210,10 +217,18 @@ static bool fill_value(const sl_load_ctx *ctx, const sl_conf_field *field, const
     ok = ok && text[0];
     if (ok) *(char **)slot = resolve_path(ctx, text);
     break;
-  case SL_CONF_INT: ok = ok && sl__conf_parse_int(text, slot); break;
-  case SL_CONF_SIZE: ok = ok && sl__conf_parse_size(text, slot); break;
-  case SL_CONF_DURATION: ok = ok && sl__conf_parse_duration(text, slot); break;
-  case SL_CONF_BOOL: ok = ok && sl__conf_parse_bool(text, slot); break;
+  case SL_CONF_INT:
+    ok = ok && sl__conf_parse_int(text, slot);
+    break;
+  case SL_CONF_SIZE:
+    ok = ok && sl__conf_parse_size(text, slot);
+    break;
+  case SL_CONF_DURATION:
+    ok = ok && sl__conf_parse_duration(text, slot);
+    break;
+  case SL_CONF_BOOL:
+    ok = ok && sl__conf_parse_bool(text, slot);
+    break;
   case SL_CONF_ENUM:
     ok = false;
     for (size_t i = 0; field->choices && field->choices[i] && !ok; i++)
@@ -232,7 +247,8 @@ static bool fill_value(const sl_load_ctx *ctx, const sl_conf_field *field, const
       return false;
     }
     break;
-  case SL_CONF_MAP: break;
+  case SL_CONF_MAP:
+    break;
   }
   if (!ok)
     sl__conf_report_value(ctx, value, field->name, expected_for(field, expected, sizeof expected));

@@ -20,7 +20,11 @@ static void report_unknown_input(const sl_load_ctx *ctx, const sl_pipeline_spec 
   for (size_t i = 0; i < spec->node_count; i++)
     if (spec->nodes[i].id) ids[count++] = spec->nodes[i].id;
   char hint[700];
-  sl__hint(hint, sizeof hint, ref->node, ids, count, "nodes");
+  const char *close = ref->errors ? sl__suggest(ref->node, ids, count) : NULL;
+  if (close) /* keep the ".errors" the user wrote */
+    snprintf(hint, sizeof hint, " (did you mean '%s.errors'?)", close);
+  else
+    sl__hint(hint, sizeof hint, ref->node, ids, count, "nodes");
   sl__problems_add(ctx->problems, ref->loc.line, ref->loc.col, "%s: input '%s%s' is not a node%s",
                    label, ref->node, ref->errors ? ".errors" : "", hint);
   free(ids);

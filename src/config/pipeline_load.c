@@ -36,7 +36,7 @@ static const sl_conf_field top_fields[] = {
      "The pipeline's name; the file name without its extension by default.", NULL},
     {"workers", SL_CONF_INT, 0, "0", offsetof(top_settings, workers),
      "Worker threads; 0 is one per CPU.", NULL},
-    {"batch_size", SL_CONF_INT, 0, "256", offsetof(top_settings, batch_size),
+    {"batch_size", SL_CONF_INT, 0, "1024", offsetof(top_settings, batch_size),
      "Events per batch sources aim for.", NULL},
     {"max_in_flight", SL_CONF_INT, 0, "10000", offsetof(top_settings, max_in_flight),
      "Events a source may have accepted but not yet delivered.", NULL},
@@ -199,7 +199,7 @@ sl_status sl_pipeline_load_text(const char *text, size_t len, const char *displa
   spec->storage = store;
   spec->file = sl__store_strdup(store, display_name ? display_name : "<pipeline>");
   spec->dir = absolute_dir(store, dir);
-  spec->batch_size = 256;
+  spec->batch_size = 1024;
   spec->max_in_flight = 10000;
   spec->drain_timeout = 30000;
 

@@ -12,9 +12,8 @@ extern const sl_connector sl_generate_source;
 extern const sl_connector sl_log_sink, sl_null_sink;
 
 static const sl_connector *const connectors[] = {
-    &sl_stdin_source, &sl_file_source,  &sl_http_source, &sl_generate_source,
-    &sl_stdout_sink,  &sl_file_sink,    &sl_http_sink,    &sl_log_sink,
-    &sl_null_sink,    NULL,
+    &sl_stdin_source, &sl_file_source, &sl_http_source, &sl_generate_source, &sl_stdout_sink,
+    &sl_file_sink,    &sl_http_sink,   &sl_log_sink,    &sl_null_sink,       NULL,
 };
 
 const sl_connector *sl_connector_find(const char *name, sl_node_kind kind) {

@@ -19,8 +19,8 @@ typedef struct sl_ack {
   atomic_uint refs;
   atomic_int failure; /* SL_OK until the first failed delivery */
   struct sl_source_port *port;
-  size_t events;      /* credits to return */
-  sl_ack_fn on_ack;   /* may be NULL */
+  size_t events;    /* credits to return */
+  sl_ack_fn on_ack; /* may be NULL */
   void *cookie;
 } sl_ack;
 

@@ -40,7 +40,8 @@ bool sl__batch_queue_push(sl_batch_queue *queue, sl_work *work) {
   size_t count = work->batch ? work->batch->count : 0;
   work->next = NULL;
   pthread_mutex_lock(&queue->lock);
-  while (!queue->closed && queue->capacity && queue->head && queue->events + count > queue->capacity)
+  while (!queue->closed && queue->capacity && queue->head &&
+         queue->events + count > queue->capacity)
     pthread_cond_wait(&queue->not_full, &queue->lock);
   if (queue->closed) {
     pthread_mutex_unlock(&queue->lock);

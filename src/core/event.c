@@ -117,10 +117,12 @@ sl_status sl_event_list_push_copy(sl_event_list *list, const sl_event *ev, const
                                   size_t extra_count) {
   uint8_t *payload;
   sl_meta *meta;
-  sl_status st = sl_event_list_push(list, ev->payload.len, ev->meta_count + extra_count, &payload, &meta);
+  sl_status st =
+      sl_event_list_push(list, ev->payload.len, ev->meta_count + extra_count, &payload, &meta);
   if (st != SL_OK) return st;
   if (ev->payload.len) memcpy(payload, ev->payload.ptr, ev->payload.len);
-  for (size_t m = 0; m < ev->meta_count && st == SL_OK; m++) st = copy_meta(list, &ev->meta[m], &meta[m]);
+  for (size_t m = 0; m < ev->meta_count && st == SL_OK; m++)
+    st = copy_meta(list, &ev->meta[m], &meta[m]);
   for (size_t m = 0; m < extra_count && st == SL_OK; m++)
     st = copy_meta(list, &extra[m], &meta[ev->meta_count + m]);
   return st;

@@ -59,7 +59,8 @@ sl_status sl__line_reader_fill(sl_line_reader *reader, sl_event_list *out, size_
     while (taken < max_events && reader->start < reader->end) {
       uint8_t *begin = reader->buf + reader->start;
       size_t avail = reader->end - reader->start;
-      uint8_t *nl = memchr(begin, '\n', avail < reader->max_line + 1 ? avail : reader->max_line + 1);
+      uint8_t *nl =
+          memchr(begin, '\n', avail < reader->max_line + 1 ? avail : reader->max_line + 1);
       size_t len, consumed;
       if (nl) {
         len = (size_t)(nl - begin);

@@ -16,12 +16,12 @@
 #include "sluice/status.h"
 
 typedef struct sl_line_reader {
-  int fd;              /* borrowed */
-  uint8_t *buf;        /* bytes read but not yet turned into events */
+  int fd;       /* borrowed */
+  uint8_t *buf; /* bytes read but not yet turned into events */
   size_t start, end, cap;
-  size_t max_line;     /* a longer line is cut into pieces of this size */
-  uint64_t offset;     /* byte offset of buf[start] in the stream */
-  bool eof;            /* read() returned 0 */
+  size_t max_line; /* a longer line is cut into pieces of this size */
+  uint64_t offset; /* byte offset of buf[start] in the stream */
+  bool eof;        /* read() returned 0 */
 } sl_line_reader;
 
 /* `max_line` 0 means 1 MiB. The caller owns `fd`. */

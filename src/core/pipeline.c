@@ -69,6 +69,61 @@ static sl_status node_error(const sl_pipeline_spec *spec, const sl_node_spec *no
                       node->kind == SL_NODE_SOURCE ? "source" : "sink", inner->message);
 }
 
+/* "node 'x': module PATH: what", whether or not the engine's message starts with PATH. */
+static sl_status module_error(const sl_pipeline_spec *spec, const sl_node_spec *node, sl_status st,
+                              sl_error *inner, sl_error *err) {
+  const sl_wasm_config *wasm = node->config;
+  const char *what = inner->message;
+  size_t len = strlen(wasm->module);
+  if (strncmp(what, wasm->module, len) == 0 && strncmp(what + len, ": ", 2) == 0) what += len + 2;
+  if (st == SL_IO) st = SL_CONFIG; /* a missing or unreadable module is a configuration error */
+  sl_pipeline_spec_redact(spec, inner->message, sizeof inner->message);
+  return sl_error_set(err, st, "%s:%d:%d: node '%s': module %s: %s", node->loc.file, node->loc.line,
+                      node->loc.col, node->id, wasm->module, what);
+}
+
+sl_pool_options sl__wasm_pool_options(const sl_node_spec *node, const sl_kv *config,
+                                      const sl_kv *env) {
+  const sl_wasm_config *wasm = node->config;
+  return (sl_pool_options){
+      .node_id = node->id,
+      .config = config,
+      .config_count = wasm->config.count,
+      .env = env,
+      .env_count = wasm->env.count,
+      .limits = {.memory_bytes = wasm->memory,
+                 .time_ms = (uint32_t)wasm->time_limit,
+                 .stack_bytes = (uint32_t)wasm->stack,
+                 .recycle_calls = (uint64_t)wasm->recycle_calls},
+  };
+}
+
+sl_status sl_pipeline_check_processor(sl_engine *engine, const sl_pipeline_spec *spec, size_t index,
+                                      sl_error *err) {
+  const sl_node_spec *node = &spec->nodes[index];
+  const sl_wasm_config *wasm = node->config;
+  sl_module *module = NULL;
+  sl_error inner = {{0}};
+  sl_status st = sl_module_load_file(engine, wasm->module, &module, NULL, &inner);
+  if (st != SL_OK) return module_error(spec, node, st, &inner, err);
+  sl_kv *config = kv_from_map(&wasm->config), *env = kv_from_map(&wasm->env);
+  sl_pool_options opts = sl__wasm_pool_options(node, config, env);
+  sl_pool *pool = NULL;
+  sl_fault fault;
+  st = sl_pool_new(module, &opts, &pool, &fault);
+  if (st == SL_OK) {
+    sl_pool_destroy(pool);
+  } else {
+    sl_pipeline_spec_redact(spec, fault.message, sizeof fault.message);
+    sl_error_set(err, st, "%s:%d:%d: node '%s': %s (%s)", node->loc.file, node->loc.line,
+                 node->loc.col, node->id, fault.message, sl_fault_name(fault.kind));
+  }
+  free(config);
+  free(env);
+  sl_module_release(module);
+  return st;
+}
+
 /* Loads a processor node's module; the message names the node and where it is. */
 static sl_status load_module(sl_pipeline *pipeline, size_t i, sl_error *err) {
   const sl_node_spec *node = &pipeline->spec->nodes[i];
@@ -76,10 +131,7 @@ static sl_status load_module(sl_pipeline *pipeline, size_t i, sl_error *err) {
   sl_node_rt *rt = &pipeline->nodes[i];
   sl_error inner = {{0}};
   sl_status st = sl_module_load_file(pipeline->engine, wasm->module, &rt->module, NULL, &inner);
-  if (st == SL_IO) st = SL_CONFIG; /* a missing or unreadable module is a configuration error */
-  if (st != SL_OK)
-    return sl_error_set(err, st, "%s:%d:%d: node '%s': %s", node->loc.file, node->loc.line,
-                        node->loc.col, node->id, inner.message); /* names the module */
+  if (st != SL_OK) return module_error(pipeline->spec, node, st, &inner, err);
   rt->proc_config = kv_from_map(&wasm->config);
   rt->proc_env = kv_from_map(&wasm->env);
   return SL_OK;
@@ -123,8 +175,9 @@ sl_status sl_pipeline_new(sl_engine *engine, const sl_pipeline_spec *spec,
   atomic_init(&pipeline->tearing_down, false);
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   pipeline->worker_count = spec->workers ? spec->workers : (unsigned)(cpus > 0 ? cpus : 1);
-  size_t batch = spec->batch_size ? (size_t)spec->batch_size : 256;
-  pipeline->sink_queue_capacity = spec->max_in_flight > 4 * batch ? (size_t)spec->max_in_flight : 4 * batch;
+  size_t batch = spec->batch_size ? (size_t)spec->batch_size : 1024;
+  pipeline->sink_queue_capacity =
+      spec->max_in_flight > 4 * batch ? (size_t)spec->max_in_flight : 4 * batch;
   sl__plan_build(spec, &pipeline->plan);
   pipeline->state_dir = state_dir_for(opts, spec->name);
   pipeline->nodes = calloc(spec->node_count, sizeof *pipeline->nodes);
@@ -141,7 +194,7 @@ sl_status sl_pipeline_new(sl_engine *engine, const sl_pipeline_spec *spec,
   sl_status st = make_dirs(pipeline->state_dir, err);
   for (size_t i = 0; i < spec->node_count && st == SL_OK; i++)
     st = spec->nodes[i].kind == SL_NODE_PROCESSOR ? load_module(pipeline, i, err)
-                                                   : init_connector(pipeline, i, err);
+                                                  : init_connector(pipeline, i, err);
   for (unsigned w = 0; w < pipeline->worker_count && st == SL_OK; w++)
     st = sl__worker_init(&pipeline->workers[w], pipeline, w, err);
   if (st != SL_OK) {
@@ -159,17 +212,24 @@ sl_status sl_pipeline_start(sl_pipeline *pipeline, sl_error *err) {
   for (unsigned w = 0; w < pipeline->worker_count && st == SL_OK; w++)
     st = sl__worker_start(&pipeline->workers[w], err);
   pipeline->started = true;
+  bool *source_started = calloc(spec->node_count ? spec->node_count : 1, sizeof *source_started);
+  if (!source_started) abort();
   for (size_t i = 0; i < spec->node_count && st == SL_OK; i++) {
     sl_node_rt *rt = &pipeline->nodes[i];
     if (!rt->port) continue;
     sl_error inner = {{0}};
     st = spec->nodes[i].connector->start(rt->state, rt->port, &inner);
-    if (st != SL_OK) {
-      node_error(spec, &spec->nodes[i], st, &inner, err);
-      sl_source_end(rt->port); /* never started, so it will never end by itself */
-    }
+    source_started[i] = st == SL_OK;
+    if (st != SL_OK) node_error(spec, &spec->nodes[i], st, &inner, err);
   }
-  if (st != SL_OK) sl_pipeline_stop(pipeline);
+  if (st != SL_OK) {
+    /* The failed source and those after it never started, so they will never end by
+     * themselves; ending them first also keeps sl_pipeline_stop from stopping them. */
+    for (size_t i = 0; i < spec->node_count; i++)
+      if (pipeline->nodes[i].port && !source_started[i]) sl_source_end(pipeline->nodes[i].port);
+    sl_pipeline_stop(pipeline);
+  }
+  free(source_started);
   return st;
 }
 

@@ -27,10 +27,10 @@ typedef struct sl_pipeline sl_pipeline;
 
 typedef struct sl_plan {
   size_t node_count;
-  size_t **steps;       /* per source node: the nodes its batches visit, topologically */
-  size_t *step_count;   /* per node (0 for non-sources) */
-  bool *output_read;    /* per node: some node reads its output */
-  bool *errors_read;    /* per node: some node reads <id>.errors */
+  size_t **steps;     /* per source node: the nodes its batches visit, topologically */
+  size_t *step_count; /* per node (0 for non-sources) */
+  bool *output_read;  /* per node: some node reads its output */
+  bool *errors_read;  /* per node: some node reads <id>.errors */
 } sl_plan;
 
 void sl__plan_build(const sl_pipeline_spec *spec, sl_plan *plan);
@@ -46,7 +46,7 @@ struct sl_source_port {
   pthread_cond_t credit;
   uint64_t in_flight;
   uint64_t max_in_flight;
-  bool closed;        /* hard stop: emit fails instead of waiting */
+  bool closed; /* hard stop: emit fails instead of waiting */
   atomic_bool ended;
 };
 
@@ -132,11 +132,11 @@ typedef struct sl_node_stats_atomic {
 
 typedef struct sl_node_rt {
   sl_node_ctx ctx;
-  void *state;               /* the connector's instance */
-  sl_module *module;         /* processors */
+  void *state;       /* the connector's instance */
+  sl_module *module; /* processors */
   sl_kv *proc_config, *proc_env;
-  sl_source_port *port;      /* sources */
-  sl_sink_runner *sink;      /* sinks */
+  sl_source_port *port; /* sources */
+  sl_sink_runner *sink; /* sinks */
   sl_node_stats_atomic stats;
   sl_log_limiter limiter;
 } sl_node_rt;
@@ -163,6 +163,11 @@ struct sl_pipeline {
   uint64_t stop_deadline_ms;
   bool started;
 };
+
+/* The pool options of a `type: wasm` node; `config` and `env` are its maps as sl_kv
+ * arrays (see kv_from_map), borrowed. */
+sl_pool_options sl__wasm_pool_options(const sl_node_spec *node, const sl_kv *config,
+                                      const sl_kv *env);
 
 /* Wakes sl_pipeline_wait: a source ended or the pipeline drained. */
 void sl__pipeline_notify(sl_pipeline *pipeline);

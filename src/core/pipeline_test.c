@@ -53,7 +53,8 @@ typedef struct feeder {
   const sl_test_stream *stream; /* NULL: this source gets no events in this case */
 } feeder;
 
-static sl_status feeder_init(const sl_node_ctx *node, const void *config, void **state, sl_error *err) {
+static sl_status feeder_init(const sl_node_ctx *node, const void *config, void **state,
+                             sl_error *err) {
   *state = (void *)config;
   return SL_OK;
 }
@@ -68,11 +69,14 @@ static sl_status feeder_start(void *state, sl_source_port *port, sl_error *err) 
       const sl_test_event *te = &f->stream->events[i];
       uint8_t *payload;
       sl_meta *meta;
-      if (sl_event_list_push(batch, te->payload_len, te->meta.count, &payload, &meta) != SL_OK) abort();
+      if (sl_event_list_push(batch, te->payload_len, te->meta.count, &payload, &meta) != SL_OK)
+        abort();
       if (te->payload_len) memcpy(payload, te->payload, te->payload_len);
       for (size_t m = 0; m < te->meta.count; m++)
-        if (sl_event_list_copy(batch, te->meta.keys[m], strlen(te->meta.keys[m]), &meta[m].key) != SL_OK ||
-            sl_event_list_copy(batch, te->meta.values[m], strlen(te->meta.values[m]), &meta[m].value) != SL_OK)
+        if (sl_event_list_copy(batch, te->meta.keys[m], strlen(te->meta.keys[m]), &meta[m].key) !=
+                SL_OK ||
+            sl_event_list_copy(batch, te->meta.values[m], strlen(te->meta.values[m]),
+                               &meta[m].value) != SL_OK)
           abort();
     }
     sl_source_emit(port, &batch, NULL, NULL);
@@ -107,7 +111,8 @@ static bool event_matches(const sl_test_event *want, const sl_event *got) {
   if (!bytes_equal(got->payload, want->payload, want->payload_len)) return false;
   for (size_t m = 0; m < want->meta.count; m++) {
     const sl_bytes *value = meta_value(got, want->meta.keys[m]);
-    if (!value || !bytes_equal(*value, want->meta.values[m], strlen(want->meta.values[m]))) return false;
+    if (!value || !bytes_equal(*value, want->meta.values[m], strlen(want->meta.values[m])))
+      return false;
   }
   return true;
 }
@@ -130,7 +135,8 @@ static void put_payload(FILE *out, const char *bytes, size_t len) {
 
 static void put_expected(FILE *out, const sl_test_event *e) {
   put_payload(out, e->payload, e->payload_len);
-  for (size_t m = 0; m < e->meta.count; m++) fprintf(out, " %s=%s", e->meta.keys[m], e->meta.values[m]);
+  for (size_t m = 0; m < e->meta.count; m++)
+    fprintf(out, " %s=%s", e->meta.keys[m], e->meta.values[m]);
 }
 
 /* Shows the metadata keys the expectations name (all of them when none is named). */
@@ -140,7 +146,8 @@ static void put_actual(FILE *out, const sl_event *ev, const sl_test_stream *want
     bool named = false;
     for (size_t i = 0; i < want->count && !named; i++)
       for (size_t k = 0; k < want->events[i].meta.count && !named; k++)
-        named = bytes_equal(ev->meta[m].key, want->events[i].meta.keys[k], strlen(want->events[i].meta.keys[k]));
+        named = bytes_equal(ev->meta[m].key, want->events[i].meta.keys[k],
+                            strlen(want->events[i].meta.keys[k]));
     if (named)
       fprintf(out, " %.*s=%.*s", (int)ev->meta[m].key.len, (const char *)ev->meta[m].key.ptr,
               (int)ev->meta[m].value.len, (const char *)ev->meta[m].value.ptr);
@@ -171,12 +178,12 @@ static bool compare_stream(const sl_test_stream *want, const sl_event_list *got,
       fputs("      ", out);
       put_actual(out, &got->items[j], want);
       i++, j++;
-    } else if (j < m && (i == n || LCS(i, j + 1) >= LCS(i + 1, j))) {
+    } else if (i < n && (j == m || LCS(i + 1, j) >= LCS(i, j + 1))) {
+      fputs("    - ", out); /* on a tie the expectation comes first, as in diff -u */
+      put_expected(out, &want->events[i++]);
+    } else {
       fputs("    + ", out);
       put_actual(out, &got->items[j++], want);
-    } else {
-      fputs("    - ", out);
-      put_expected(out, &want->events[i++]);
     }
     fputc('\n', out);
   }
@@ -193,7 +200,8 @@ sl_status sl_pipeline_run_test(sl_engine *engine, const sl_pipeline_spec *spec, 
   const sl_test_case *tc = &spec->tests[index];
   size_t extra = 0;
   for (size_t e = 0; e < tc->expect_count; e++)
-    if (spec->nodes[tc->expects[e].at.index].kind != SL_NODE_SINK || tc->expects[e].at.errors) extra++;
+    if (spec->nodes[tc->expects[e].at.index].kind != SL_NODE_SINK || tc->expects[e].at.errors)
+      extra++;
   size_t total = spec->node_count + extra;
 
   sl_pipeline_spec copy = *spec;
@@ -231,9 +239,14 @@ sl_status sl_pipeline_run_test(sl_engine *engine, const sl_pipeline_spec *spec, 
     size_t k = next - spec->node_count;
     refs[k] = *at;
     if (asprintf(&ids[k], "test-expect-%zu", e) < 0) abort();
-    copy.nodes[next] = (sl_node_spec){.id = ids[k], .type = "test-collector", .kind = SL_NODE_SINK,
-                                      .connector = &collector, .config = &bins[next],
-                                      .inputs = &refs[k], .input_count = 1, .loc = tc->expects[e].at.loc};
+    copy.nodes[next] = (sl_node_spec){.id = ids[k],
+                                      .type = "test-collector",
+                                      .kind = SL_NODE_SINK,
+                                      .connector = &collector,
+                                      .config = &bins[next],
+                                      .inputs = &refs[k],
+                                      .input_count = 1,
+                                      .loc = tc->expects[e].at.loc};
     bin_of_expect[e] = next++;
   }
   copy.node_count = total;

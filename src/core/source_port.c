@@ -41,7 +41,8 @@ void sl__port_return_credits(sl_source_port *port, size_t events) {
   pthread_cond_broadcast(&port->credit);
   pthread_mutex_unlock(&port->lock);
   sl_pipeline *pipeline = port->pipeline;
-  if (atomic_fetch_sub(&pipeline->in_flight, events + 1) == events + 1) sl__pipeline_notify(pipeline);
+  if (atomic_fetch_sub(&pipeline->in_flight, events + 1) == events + 1)
+    sl__pipeline_notify(pipeline);
 }
 
 /* A batch larger than every credit still goes when nothing else is in flight. */

@@ -27,7 +27,8 @@ static const sl_event_list *input_events(sl_worker *worker, const sl_work *work,
   return in->errors ? &from->errors : &from->out;
 }
 
-static void record_fault(sl_worker *worker, size_t node, const sl_event *ev, const sl_fault *fault) {
+static void record_fault(sl_worker *worker, size_t node, const sl_event *ev,
+                         const sl_fault *fault) {
   sl_pipeline *pipeline = worker->pipeline;
   sl_node_rt *rt = &pipeline->nodes[node];
   if (pipeline->plan.errors_read[node]) {
@@ -113,9 +114,14 @@ void sl__worker_run(sl_worker *worker, sl_work *work) {
     size_t node = plan->steps[source][s];
     worker->nodes[node].visited = true;
     switch (pipeline->spec->nodes[node].kind) {
-    case SL_NODE_PROCESSOR: run_processor(worker, work, node); break;
-    case SL_NODE_SINK: run_sink(worker, work, node); break;
-    case SL_NODE_SOURCE: break;
+    case SL_NODE_PROCESSOR:
+      run_processor(worker, work, node);
+      break;
+    case SL_NODE_SINK:
+      run_sink(worker, work, node);
+      break;
+    case SL_NODE_SOURCE:
+      break;
     }
   }
   for (size_t s = 0; s < plan->step_count[source]; s++) {
@@ -201,7 +207,8 @@ sl_status sl__worker_init(sl_worker *worker, sl_pipeline *pipeline, unsigned ind
   worker->pipeline = pipeline;
   worker->index = index;
   int rc = uv_loop_init(&worker->loop);
-  if (rc != 0) return sl_error_set(err, SL_IO, "worker %u: uv_loop_init: %s", index, uv_strerror(rc));
+  if (rc != 0)
+    return sl_error_set(err, SL_IO, "worker %u: uv_loop_init: %s", index, uv_strerror(rc));
   uv_async_init(&worker->loop, &worker->wake, on_wake);
   worker->wake.data = worker;
   sl__batch_queue_init(&worker->inbox, 0);
@@ -217,32 +224,21 @@ sl_status sl__worker_init(sl_worker *worker, sl_pipeline *pipeline, unsigned ind
   for (size_t i = 0; i < spec->node_count; i++) {
     const sl_node_spec *node = &spec->nodes[i];
     if (node->kind != SL_NODE_PROCESSOR) continue;
-    const sl_wasm_config *wasm = node->config;
     sl_node_rt *rt = &pipeline->nodes[i];
-    sl_pool_options opts = {
-        .node_id = node->id,
-        .config = rt->proc_config,
-        .config_count = wasm->config.count,
-        .env = rt->proc_env,
-        .env_count = wasm->env.count,
-        .limits = {.memory_bytes = wasm->memory,
-                   .time_ms = (uint32_t)wasm->time_limit,
-                   .stack_bytes = (uint32_t)wasm->stack,
-                   .recycle_calls = (uint64_t)wasm->recycle_calls},
-    };
+    sl_pool_options opts = sl__wasm_pool_options(node, rt->proc_config, rt->proc_env);
     sl_fault fault;
     sl_status st = sl_pool_new(rt->module, &opts, &worker->nodes[i].pool, &fault);
     if (st != SL_OK)
-      return sl_error_set(err, st, "%s:%d:%d: node '%s': the processor's init failed (%s): %s",
-                          node->loc.file, node->loc.line, node->loc.col, node->id,
-                          sl_fault_name(fault.kind), fault.message);
+      return sl_error_set(err, st, "%s:%d:%d: node '%s': %s (%s)", node->loc.file, node->loc.line,
+                          node->loc.col, node->id, fault.message, sl_fault_name(fault.kind));
   }
   return SL_OK;
 }
 
 sl_status sl__worker_start(sl_worker *worker, sl_error *err) {
   int rc = pthread_create(&worker->thread, NULL, worker_main, worker);
-  if (rc != 0) return sl_error_set(err, SL_IO, "cannot start worker %u: %s", worker->index, strerror(rc));
+  if (rc != 0)
+    return sl_error_set(err, SL_IO, "cannot start worker %u: %s", worker->index, strerror(rc));
   worker->thread_started = true;
   return SL_OK;
 }

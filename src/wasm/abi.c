@@ -17,18 +17,18 @@
 
 /* Calls into the guest with in_guest set, so a fault inside is the guest's, while one in
  * host code between calls still crashes loudly as a host bug would. */
-#define GUEST_CALL(inst, expr)        \
-  ({                                  \
-    (inst)->thread->in_guest = 1;     \
-    __typeof__(expr) r_ = (expr);     \
-    (inst)->thread->in_guest = 0;     \
-    r_;                               \
+#define GUEST_CALL(inst, expr)                                                                     \
+  ({                                                                                               \
+    (inst)->thread->in_guest = 1;                                                                  \
+    __typeof__(expr) r_ = (expr);                                                                  \
+    (inst)->thread->in_guest = 0;                                                                  \
+    r_;                                                                                            \
   })
-#define GUEST_CALL_VOID(inst, expr) \
-  do {                              \
-    (inst)->thread->in_guest = 1;   \
-    expr;                           \
-    (inst)->thread->in_guest = 0;   \
+#define GUEST_CALL_VOID(inst, expr)                                                                \
+  do {                                                                                             \
+    (inst)->thread->in_guest = 1;                                                                  \
+    expr;                                                                                          \
+    (inst)->thread->in_guest = 0;                                                                  \
   } while (0)
 
 __attribute__((noreturn, format(printf, 2, 3))) static void bad_result(sl_instance *inst,
@@ -209,8 +209,8 @@ static void lift_events(sl_instance *inst, uint32_t list, uint32_t count, sl_eve
     if (pl) memcpy(payload_copy, payload, pl);
     for (uint32_t m = 0; m < mc; m++) {
       const uint8_t *pair = inst->memory->data + mp + (uint64_t)m * 16;
-      meta[m].key = lift_string(inst, out, &budget, read_u32(pair), read_u32(pair + 4),
-                                "metadata key", i);
+      meta[m].key =
+          lift_string(inst, out, &budget, read_u32(pair), read_u32(pair + 4), "metadata key", i);
       meta[m].value = lift_string(inst, out, &budget, read_u32(pair + 8), read_u32(pair + 12),
                                   "metadata value", i);
     }
@@ -243,8 +243,8 @@ bool sl__abi_process(sl_instance *inst, const sl_event *in, sl_event_list *out, 
   uint32_t payload = lower_bytes(inst, in->payload.ptr, in->payload.len, "payload");
   static const sl_meta no_meta;
   const sl_meta *pairs = in->meta_count ? in->meta : &no_meta;
-  uint32_t meta = lower_pairs(inst, &pairs[0].key, &pairs[0].value, sizeof(sl_meta),
-                              in->meta_count);
+  uint32_t meta =
+      lower_pairs(inst, &pairs[0].key, &pairs[0].value, sizeof(sl_meta), in->meta_count);
   uint32_t result = GUEST_CALL(inst, api->process(inst->guest, payload, (uint32_t)in->payload.len,
                                                   meta, (uint32_t)in->meta_count));
   uint32_t a, b;

@@ -18,7 +18,7 @@
 #include "sluice/status.h"
 
 typedef struct sl_cache {
-  char dir[PATH_MAX];  /* $SLUICE_HOME/cache */
+  char dir[PATH_MAX]; /* $SLUICE_HOME/cache */
   uint8_t secret[32];
 } sl_cache;
 

@@ -131,8 +131,10 @@ sl_status sl__codegen_shim(const char *shim_path, const char *instrumented_name,
     const char *wasm_name, *field, *ret, *params, *args;
   } optional[] = {
       {"_initialize", "initialize", "void", "void *i", "i"},
-      {"cabi_realloc", "realloc", "uint32_t", "void *i, uint32_t a, uint32_t b, uint32_t c, uint32_t d", "i, a, b, c, d"},
-      {"process", "process", "uint32_t", "void *i, uint32_t a, uint32_t b, uint32_t c, uint32_t d", "i, a, b, c, d"},
+      {"cabi_realloc", "realloc", "uint32_t",
+       "void *i, uint32_t a, uint32_t b, uint32_t c, uint32_t d", "i, a, b, c, d"},
+      {"process", "process", "uint32_t", "void *i, uint32_t a, uint32_t b, uint32_t c, uint32_t d",
+       "i, a, b, c, d"},
       {"cabi_post_process", "post_process", "void", "void *i, uint32_t a", "i, a"},
       {"init", "init", "uint32_t", "void *i, uint32_t a, uint32_t b", "i, a, b"},
       {"cabi_post_init", "post_init", "void", "void *i, uint32_t a", "i, a"},
@@ -146,7 +148,8 @@ sl_status sl__codegen_shim(const char *shim_path, const char *instrumented_name,
             optional[k].args);
   }
 
-  fprintf(f, "\n__attribute__((visibility(\"default\"))) const sl_guest_api sl_guest_exports = {\n");
+  fprintf(f,
+          "\n__attribute__((visibility(\"default\"))) const sl_guest_api sl_guest_exports = {\n");
   fprintf(f, "  .abi_version = SL_GUEST_ABI_VERSION,\n  .checks = SL_GUEST_CHECKS,\n");
   fprintf(f, "  .instance_size = sizeof(Z_guest_instance_t),\n");
   fprintf(f, "  .init_module = Z_guest_init_module,\n  .instantiate = shim_instantiate,\n");

@@ -27,9 +27,9 @@ struct sl_engine {
 struct sl_module {
   atomic_int refs;
   sl_engine *engine;
-  void *dl;                 /* dlopen handle of the verified artifact */
-  const sl_guest_api *api;  /* the shim's table inside `dl` */
-  char name[256];           /* for messages: the file name the module came from */
+  void *dl;                /* dlopen handle of the verified artifact */
+  const sl_guest_api *api; /* the shim's table inside `dl` */
+  char name[256];          /* for messages: the file name the module came from */
   char hash[65];
 };
 

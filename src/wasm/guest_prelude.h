@@ -49,8 +49,8 @@ typedef struct sl_guest_api {
   void (*initialize)(void *instance);
   uint32_t (*realloc)(void *instance, uint32_t old_ptr, uint32_t old_size, uint32_t align,
                       uint32_t new_size);
-  uint32_t (*process)(void *instance, uint32_t payload_ptr, uint32_t payload_len,
-                      uint32_t meta_ptr, uint32_t meta_count);
+  uint32_t (*process)(void *instance, uint32_t payload_ptr, uint32_t payload_len, uint32_t meta_ptr,
+                      uint32_t meta_count);
   void (*post_process)(void *instance, uint32_t result_ptr);
   uint32_t (*init)(void *instance, uint32_t cfg_ptr, uint32_t cfg_count);
   void (*post_init)(void *instance, uint32_t result_ptr);
@@ -72,17 +72,16 @@ static inline uintptr_t sl_guest_sp(void) {
 #endif
   return sp;
 }
-#define SL_CTL(inst) ((sl_guest_ctl *)((char *)(inst) - SL_GUEST_CTL_SIZE))
+#define SL_CTL(inst) ((sl_guest_ctl *)((char *)(inst)-SL_GUEST_CTL_SIZE))
 #if SL_GUEST_CHECKS
-#define SL_ENTRY_CHECK()                                               \
-  do {                                                                 \
-    if (__builtin_expect(sl_guest_sp() < SL_CTL(instance)->stack_limit, 0)) \
-      sl_rt_guest_check(instance);                                     \
+#define SL_ENTRY_CHECK()                                                                           \
+  do {                                                                                             \
+    if (__builtin_expect(sl_guest_sp() < SL_CTL(instance)->stack_limit, 0))                        \
+      sl_rt_guest_check(instance);                                                                 \
   } while (0)
-#define SL_LOOP_CHECK()                                     \
-  do {                                                      \
-    if (__builtin_expect(SL_CTL(instance)->trip != 0, 0))   \
-      sl_rt_guest_check(instance);                          \
+#define SL_LOOP_CHECK()                                                                            \
+  do {                                                                                             \
+    if (__builtin_expect(SL_CTL(instance)->trip != 0, 0)) sl_rt_guest_check(instance);             \
   } while (0)
 #else
 #define SL_ENTRY_CHECK() ((void)0)

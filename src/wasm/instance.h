@@ -14,9 +14,9 @@
 
 typedef struct sl_instance {
   const sl_guest_api *api;
-  void *block;     /* owns ctl and guest */
+  void *block; /* owns ctl and guest */
   sl_guest_ctl *ctl;
-  void *guest;     /* the wasm2c instance struct */
+  void *guest; /* the wasm2c instance struct */
   wasm_rt_memory_t *memory;
   sl_rt_thread *thread; /* the thread running the current call */
   sl_wasi wasi;

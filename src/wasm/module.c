@@ -72,7 +72,8 @@ sl_status sl_engine_new(const sl_engine_options *opts, sl_engine **out, sl_error
   else
     snprintf(engine->home, sizeof engine->home, "%s/.sluice", pick(NULL, "HOME", "/tmp"));
   snprintf(engine->cc, sizeof engine->cc, "%s", pick(opts->cc, "SLUICE_CC", "cc"));
-  snprintf(engine->wasm2c, sizeof engine->wasm2c, "%s", pick(opts->wasm2c, "SLUICE_WASM2C", "wasm2c"));
+  snprintf(engine->wasm2c, sizeof engine->wasm2c, "%s",
+           pick(opts->wasm2c, "SLUICE_WASM2C", "wasm2c"));
   /* -O1: on wasm2c output gcc -O2 doubles compile time without making guests faster
    * (docs/benchmarks.md); -O3 made them slower. */
   snprintf(engine->cflags, sizeof engine->cflags, "%s", opts->cflags ? opts->cflags : "-O1");
@@ -116,7 +117,7 @@ static sl_status check_contract(const sl_module_info *info, const char *name, sl
     const char *export_name, *sig;
     bool required;
   } exports[] = {
-      {"cabi_realloc", "iiii:i", true},  {"process", "iiii:i", true},
+      {"cabi_realloc", "iiii:i", true},   {"process", "iiii:i", true},
       {"cabi_post_process", "i:", false}, {"init", "ii:i", false},
       {"cabi_post_init", "i:", false},    {"_initialize", ":", false},
   };
@@ -135,10 +136,9 @@ static sl_status check_contract(const sl_module_info *info, const char *name, sl
       continue;
     }
     if (e->kind != SL_EXTERN_FUNC || strcmp(e->sig, exports[i].sig) != 0)
-      return sl_error_set(err, SL_BAD_MODULE,
-                          "%s: export `%s` has signature (%s), expected (%s)", name,
-                          exports[i].export_name, e->kind == SL_EXTERN_FUNC ? e->sig : "not a function",
-                          exports[i].sig);
+      return sl_error_set(err, SL_BAD_MODULE, "%s: export `%s` has signature (%s), expected (%s)",
+                          name, exports[i].export_name,
+                          e->kind == SL_EXTERN_FUNC ? e->sig : "not a function", exports[i].sig);
   }
   for (size_t i = 0; i < info->import_count; i++) {
     const sl_wasm_import *imp = &info->imports[i];
@@ -153,7 +153,8 @@ static sl_status check_contract(const sl_module_info *info, const char *name, sl
     if (strcmp(sig, imp->sig) != 0)
       return sl_error_set(err, SL_BAD_MODULE,
                           "%s: the module imports `%s`.`%s` with signature (%s), but the host's "
-                          "has (%s)", name, imp->module, imp->name, imp->sig, sig);
+                          "has (%s)",
+                          name, imp->module, imp->name, imp->sig, sig);
   }
   return SL_OK;
 }
@@ -171,11 +172,18 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 static int push_cc_flags(const sl_engine *engine, char *flags, size_t flags_cap, char **argv,
                          int argc) {
   snprintf(flags, flags_cap, "%s", engine->cflags);
-  for (char *save, *tok = strtok_r(flags, " ", &save); tok && argc < 12; tok = strtok_r(NULL, " ", &save))
+  for (char *save, *tok = strtok_r(flags, " ", &save); tok && argc < 12;
+       tok = strtok_r(NULL, " ", &save))
     argv[argc++] = tok;
-  static char *fixed[] = {"-fPIC", "-fvisibility=hidden", "-fno-optimize-sibling-calls",
-                          "-frounding-math", "-fsignaling-nans", "-fno-strict-aliasing",
-                          "-DNDEBUG", "-w", NULL};
+  static char *fixed[] = {"-fPIC",
+                          "-fvisibility=hidden",
+                          "-fno-optimize-sibling-calls",
+                          "-frounding-math",
+                          "-fsignaling-nans",
+                          "-fno-strict-aliasing",
+                          "-DNDEBUG",
+                          "-w",
+                          NULL};
   for (int i = 0; fixed[i]; i++) argv[argc++] = fixed[i];
   return argc;
 }
@@ -234,7 +242,8 @@ static sl_status build_native(sl_engine *engine, const uint8_t *wasm, size_t len
   sl_status status = sl__write_file(path[0], wasm, len, err);
   if (status != SL_OK) goto done;
 
-  char *wasm2c_argv[] = {engine->wasm2c, "--no-debug-names", "-n", "guest", "-o", path[1], path[0], NULL};
+  char *wasm2c_argv[] = {
+      engine->wasm2c, "--no-debug-names", "-n", "guest", "-o", path[1], path[0], NULL};
   status = sl__run_tool(wasm2c_argv, log_path, err);
   if (status == SL_DECLINED) {
     /* wasm2c validates the module; its complaint is the user's answer. */
@@ -251,7 +260,8 @@ static sl_status build_native(sl_engine *engine, const uint8_t *wasm, size_t len
   int parts = 1;
   for (int attempt = 0; attempt < 2; attempt++) {
     int wanted = attempt == 0 ? online_cpus() : 1;
-    if ((status = sl__split_translation_units(path[2], dir, wanted, &parts, err)) != SL_OK) goto done;
+    if ((status = sl__split_translation_units(path[2], dir, wanted, &parts, err)) != SL_OK)
+      goto done;
     char shim[PATH_MAX + 64], part_name[32];
     snprintf(shim, sizeof shim, "%s/shim_part0.c", dir);
     if ((status = sl__codegen_shim(shim, "guest_part0.c", info, engine->checks, err)) != SL_OK)

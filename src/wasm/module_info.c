@@ -59,14 +59,21 @@ static char *read_name(reader *r) {
 
 static char type_letter(uint8_t t) {
   switch (t) {
-  case 0x7f: return 'i';
-  case 0x7e: return 'I';
-  case 0x7d: return 'f';
-  case 0x7c: return 'F';
-  case 0x7b: return 'v';
+  case 0x7f:
+    return 'i';
+  case 0x7e:
+    return 'I';
+  case 0x7d:
+    return 'f';
+  case 0x7c:
+    return 'F';
+  case 0x7b:
+    return 'v';
   case 0x70:
-  case 0x6f: return 'r';
-  default: return '?';
+  case 0x6f:
+    return 'r';
+  default:
+    return '?';
   }
 }
 
@@ -144,7 +151,9 @@ static void read_imports(reader *r, const type_table *types, sl_module_info *inf
       read_byte(r);
       skip_limits(r);
       break;
-    case SL_EXTERN_MEMORY: skip_limits(r); break;
+    case SL_EXTERN_MEMORY:
+      skip_limits(r);
+      break;
     case SL_EXTERN_GLOBAL:
       read_byte(r);
       read_byte(r);
@@ -205,7 +214,9 @@ sl_status sl__module_info_parse(const uint8_t *wasm, size_t len, sl_module_info 
     }
     if (id < sizeof section_seen) section_seen[id] = true;
     switch (id) {
-    case 1: read_types(&sec, &types); break;
+    case 1:
+      read_types(&sec, &types);
+      break;
     case 2:
       read_imports(&sec, &types, info);
       for (size_t i = 0; i < info->import_count; i++)
@@ -224,8 +235,11 @@ sl_status sl__module_info_parse(const uint8_t *wasm, size_t len, sl_module_info 
       for (uint32_t i = 0; i < count && !sec.failed; i++) func_types[i] = read_u32(&sec);
       break;
     }
-    case 7: read_exports(&sec, info); break;
-    default: break;
+    case 7:
+      read_exports(&sec, info);
+      break;
+    default:
+      break;
     }
     if (sec.failed) {
       r.failed = true;
@@ -257,8 +271,8 @@ sl_status sl__module_info_parse(const uint8_t *wasm, size_t len, sl_module_info 
   }
 
   if (r.failed) {
-    status = sl_error_set(err, SL_BAD_MODULE, "invalid WebAssembly module at byte %zu: %s",
-                          r.pos, r.what);
+    status = sl_error_set(err, SL_BAD_MODULE, "invalid WebAssembly module at byte %zu: %s", r.pos,
+                          r.what);
     sl__module_info_free(info);
   }
   free(types.sigs);

@@ -235,8 +235,7 @@ static void do_process(sl_pool *pool, sl_instance *inst, void *arg) {
   call->guest_error = !sl__abi_process(inst, call->in, call->out, call->error, sizeof call->error);
 }
 
-sl_status sl_pool_process(sl_pool *pool, const sl_event *in, sl_event_list *out,
-                          sl_fault *fault) {
+sl_status sl_pool_process(sl_pool *pool, const sl_event *in, sl_event_list *out, sl_fault *fault) {
   sl_fault local;
   if (!fault) fault = &local;
   fault->kind = SL_FAULT_NONE;

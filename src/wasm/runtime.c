@@ -48,8 +48,7 @@ static void thread_altstack(sl_rt_thread *t) {
   if (sigaltstack(NULL, &current) == 0 && !(current.ss_flags & SS_DISABLE) &&
       current.ss_size >= 16 * 1024)
     return;
-  void *mem = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                   -1, 0);
+  void *mem = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return; /* faults then fall back to the default action */
   stack_t ss = {.ss_sp = mem, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
   if (sigaltstack(&ss, NULL) != 0) {
@@ -80,6 +79,7 @@ sl_rt_thread *sl__rt_thread(void) {
   pthread_mutex_init(&t->lock, NULL);
   thread_stack_bounds(t);
   thread_altstack(t);
+  t->has_cpu_clock = pthread_getcpuclockid(pthread_self(), &t->cpu_clock) == 0;
   tls_thread = t;
   pthread_setspecific(thread_key, t);
   sl__watchdog_add(t);
@@ -106,7 +106,6 @@ static void on_fault_signal(int sig, siginfo_t *info, void *context) {
   }
   sigaction(sig, sig == SIGSEGV ? &previous_segv : &previous_bus, NULL);
 }
-
 
 static void global_init_once(void) {
   pthread_key_create(&thread_key, thread_free);
@@ -141,8 +140,7 @@ void sl__rt_call_begin(sl_rt_thread *t, sl_guest_ctl *ctl, const sl_limits *limi
   t->memory_limit_pages = (uint32_t)(limits->memory_bytes >> 16);
   ctl->trip = 0;
   ctl->stack_limit = limit;
-  atomic_store_explicit(&t->limit_ns, (uint64_t)limits->time_ms * 1000000u,
-                        memory_order_relaxed);
+  atomic_store_explicit(&t->limit_ns, (uint64_t)limits->time_ms * 1000000u, memory_order_relaxed);
   if (t->watched_ctl != ctl) {
     pthread_mutex_lock(&t->lock);
     t->watched_ctl = ctl;
@@ -179,30 +177,57 @@ void sl__rt_trap(sl_fault_kind kind, const char *detail) {
 void wasm_rt_trap(wasm_rt_trap_t code) {
   sl_fault_kind kind;
   switch (code) {
-  case WASM_RT_TRAP_OOB: kind = SL_FAULT_OUT_OF_BOUNDS; break;
-  case WASM_RT_TRAP_INT_OVERFLOW: kind = SL_FAULT_INTEGER_OVERFLOW; break;
-  case WASM_RT_TRAP_DIV_BY_ZERO: kind = SL_FAULT_DIVIDE_BY_ZERO; break;
-  case WASM_RT_TRAP_INVALID_CONVERSION: kind = SL_FAULT_INVALID_CONVERSION; break;
-  case WASM_RT_TRAP_UNREACHABLE: kind = SL_FAULT_UNREACHABLE; break;
-  case WASM_RT_TRAP_CALL_INDIRECT: kind = SL_FAULT_BAD_INDIRECT_CALL; break;
-  case WASM_RT_TRAP_UNCAUGHT_EXCEPTION: kind = SL_FAULT_UNCAUGHT_EXCEPTION; break;
-  case WASM_RT_TRAP_EXHAUSTION: kind = SL_FAULT_STACK_EXHAUSTED; break;
-  default: kind = SL_FAULT_UNREACHABLE; break;
+  case WASM_RT_TRAP_OOB:
+    kind = SL_FAULT_OUT_OF_BOUNDS;
+    break;
+  case WASM_RT_TRAP_INT_OVERFLOW:
+    kind = SL_FAULT_INTEGER_OVERFLOW;
+    break;
+  case WASM_RT_TRAP_DIV_BY_ZERO:
+    kind = SL_FAULT_DIVIDE_BY_ZERO;
+    break;
+  case WASM_RT_TRAP_INVALID_CONVERSION:
+    kind = SL_FAULT_INVALID_CONVERSION;
+    break;
+  case WASM_RT_TRAP_UNREACHABLE:
+    kind = SL_FAULT_UNREACHABLE;
+    break;
+  case WASM_RT_TRAP_CALL_INDIRECT:
+    kind = SL_FAULT_BAD_INDIRECT_CALL;
+    break;
+  case WASM_RT_TRAP_UNCAUGHT_EXCEPTION:
+    kind = SL_FAULT_UNCAUGHT_EXCEPTION;
+    break;
+  case WASM_RT_TRAP_EXHAUSTION:
+    kind = SL_FAULT_STACK_EXHAUSTED;
+    break;
+  default:
+    kind = SL_FAULT_UNREACHABLE;
+    break;
   }
   sl__rt_trap(kind, NULL);
 }
 
 const char *wasm_rt_strerror(wasm_rt_trap_t trap) {
   switch (trap) {
-  case WASM_RT_TRAP_NONE: return "no error";
-  case WASM_RT_TRAP_OOB: return "out-of-bounds access";
-  case WASM_RT_TRAP_INT_OVERFLOW: return "integer overflow";
-  case WASM_RT_TRAP_DIV_BY_ZERO: return "integer divide by zero";
-  case WASM_RT_TRAP_INVALID_CONVERSION: return "invalid conversion to integer";
-  case WASM_RT_TRAP_UNREACHABLE: return "unreachable executed";
-  case WASM_RT_TRAP_CALL_INDIRECT: return "invalid call_indirect";
-  case WASM_RT_TRAP_UNCAUGHT_EXCEPTION: return "uncaught exception";
-  case WASM_RT_TRAP_EXHAUSTION: return "call stack exhausted";
+  case WASM_RT_TRAP_NONE:
+    return "no error";
+  case WASM_RT_TRAP_OOB:
+    return "out-of-bounds access";
+  case WASM_RT_TRAP_INT_OVERFLOW:
+    return "integer overflow";
+  case WASM_RT_TRAP_DIV_BY_ZERO:
+    return "integer divide by zero";
+  case WASM_RT_TRAP_INVALID_CONVERSION:
+    return "invalid conversion to integer";
+  case WASM_RT_TRAP_UNREACHABLE:
+    return "unreachable executed";
+  case WASM_RT_TRAP_CALL_INDIRECT:
+    return "invalid call_indirect";
+  case WASM_RT_TRAP_UNCAUGHT_EXCEPTION:
+    return "uncaught exception";
+  case WASM_RT_TRAP_EXHAUSTION:
+    return "call stack exhausted";
   }
   return "unknown trap";
 }
@@ -223,7 +248,8 @@ void sl_rt_guest_check(void *instance) {
     ctl->trip = 0; /* a trip aimed at an earlier call that ended in time */
   }
   uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
-  if (sp < t->stack_limit) sl__rt_trap(SL_FAULT_STACK_EXHAUSTED, "the call used more native stack than its limit");
+  if (sp < t->stack_limit)
+    sl__rt_trap(SL_FAULT_STACK_EXHAUSTED, "the call used more native stack than its limit");
   ctl->stack_limit = t->stack_limit;
 }
 
@@ -231,8 +257,7 @@ void sl_rt_guest_check(void *instance) {
 
 #define PAGE_SIZE_WASM 65536u
 
-void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages,
-                             uint32_t max_pages) {
+void wasm_rt_allocate_memory(wasm_rt_memory_t *memory, uint32_t initial_pages, uint32_t max_pages) {
   sl_rt_thread *t = tls_thread;
   uint32_t ceiling = t && t->memory_limit_pages ? t->memory_limit_pages : 65536;
   /* wasm_rt_memory_t.size is 32 bits, so 4 GiB itself is not representable. */
@@ -292,34 +317,34 @@ void wasm_rt_free_memory(wasm_rt_memory_t *memory) {
  * host for gigabytes through table.grow. */
 #define TABLE_MAX_ELEMENTS (1u << 20)
 
-#define DEFINE_TABLE(kind, elem_t, null_value)                                            \
-  void wasm_rt_allocate_##kind##_table(wasm_rt_##kind##_table_t *table, uint32_t elements, \
-                                       uint32_t max_elements) {                          \
-    if (max_elements > TABLE_MAX_ELEMENTS) max_elements = TABLE_MAX_ELEMENTS;            \
-    if (elements > max_elements)                                                         \
-      sl__rt_trap(SL_FAULT_OUT_OF_MEMORY, "the module's table is larger than allowed");   \
-    table->size = elements;                                                              \
-    table->max_size = max_elements;                                                      \
-    table->data = elements ? calloc(elements, sizeof(elem_t)) : NULL;                    \
-    if (elements && !table->data) sl__rt_trap(SL_FAULT_OUT_OF_MEMORY, "host out of memory"); \
-  }                                                                                      \
-  void wasm_rt_free_##kind##_table(wasm_rt_##kind##_table_t *table) {                   \
-    free(table->data);                                                                   \
-    table->data = NULL;                                                                  \
-    table->size = 0;                                                                     \
-  }                                                                                      \
-  uint32_t wasm_rt_grow_##kind##_table(wasm_rt_##kind##_table_t *table, uint32_t delta,  \
-                                       elem_t init) {                                    \
-    uint32_t old = table->size;                                                          \
-    uint64_t grown = (uint64_t)old + delta;                                              \
-    if (grown > table->max_size) return UINT32_MAX;                                      \
-    if (delta == 0) return old;                                                          \
-    elem_t *data = realloc(table->data, (size_t)grown * sizeof(elem_t));                 \
-    if (!data) return UINT32_MAX;                                                        \
-    for (uint64_t i = old; i < grown; i++) data[i] = init;                               \
-    table->data = data;                                                                  \
-    table->size = (uint32_t)grown;                                                       \
-    return old;                                                                          \
+#define DEFINE_TABLE(kind, elem_t, null_value)                                                     \
+  void wasm_rt_allocate_##kind##_table(wasm_rt_##kind##_table_t *table, uint32_t elements,         \
+                                       uint32_t max_elements) {                                    \
+    if (max_elements > TABLE_MAX_ELEMENTS) max_elements = TABLE_MAX_ELEMENTS;                      \
+    if (elements > max_elements)                                                                   \
+      sl__rt_trap(SL_FAULT_OUT_OF_MEMORY, "the module's table is larger than allowed");            \
+    table->size = elements;                                                                        \
+    table->max_size = max_elements;                                                                \
+    table->data = elements ? calloc(elements, sizeof(elem_t)) : NULL;                              \
+    if (elements && !table->data) sl__rt_trap(SL_FAULT_OUT_OF_MEMORY, "host out of memory");       \
+  }                                                                                                \
+  void wasm_rt_free_##kind##_table(wasm_rt_##kind##_table_t *table) {                              \
+    free(table->data);                                                                             \
+    table->data = NULL;                                                                            \
+    table->size = 0;                                                                               \
+  }                                                                                                \
+  uint32_t wasm_rt_grow_##kind##_table(wasm_rt_##kind##_table_t *table, uint32_t delta,            \
+                                       elem_t init) {                                              \
+    uint32_t old = table->size;                                                                    \
+    uint64_t grown = (uint64_t)old + delta;                                                        \
+    if (grown > table->max_size) return UINT32_MAX;                                                \
+    if (delta == 0) return old;                                                                    \
+    elem_t *data = realloc(table->data, (size_t)grown * sizeof(elem_t));                           \
+    if (!data) return UINT32_MAX;                                                                  \
+    for (uint64_t i = old; i < grown; i++) data[i] = init;                                         \
+    table->data = data;                                                                            \
+    table->size = (uint32_t)grown;                                                                 \
+    return old;                                                                                    \
   }
 
 DEFINE_TABLE(funcref, wasm_rt_funcref_t, wasm_rt_funcref_null_value)

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "sluice/engine.h"
 #include "wasm/guest_prelude.h"
@@ -38,8 +39,9 @@ typedef struct sl_rt_thread {
   char detail[256];            /* extra words for the fault message, set before a trap */
 
   /* Watchdog slot. `seq` is odd while a call runs; the watchdog trips a call whose seq
-   * it has seen unchanged for longer than `limit_ns`. `lock` orders a trip against the
-   * owner freeing the instance whose control block the watchdog would write. */
+   * it has seen unchanged while the thread used `limit_ns` of CPU time (or ten times
+   * that in wall time, for a call blocked rather than running). `lock` orders a trip
+   * against the owner freeing the instance whose control block the watchdog would write. */
   _Atomic uint64_t seq;
   _Atomic uint64_t tripped_seq;
   _Atomic uint64_t limit_ns;
@@ -47,6 +49,9 @@ typedef struct sl_rt_thread {
   pthread_mutex_t lock;
   uint64_t wd_last_seq;      /* watchdog-private */
   uint64_t wd_first_seen_ns; /* watchdog-private */
+  uint64_t wd_first_cpu_ns;  /* watchdog-private: the thread's CPU clock at first sight */
+  clockid_t cpu_clock;       /* this thread's CPU-time clock */
+  bool has_cpu_clock;
   struct sl_rt_thread *next; /* watchdog list, guarded by its mutex */
 
   /* Native stack bounds of this thread, to tell stack overflow from other faults. */

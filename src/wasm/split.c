@@ -89,7 +89,8 @@ static sl_status write_part(const char *dir, int part, bool shared, const lines 
       bool in_fn = next_fn < fn_count && i >= fns[next_fn].first;
       if (in_fn && fns[next_fn].part != 0) continue;
       const char *line = src->items[i];
-      if (shared && (sl__codegen_is_function_line(line) || starts_with(line, "static u32 func_types[")))
+      if (shared &&
+          (sl__codegen_is_function_line(line) || starts_with(line, "static u32 func_types[")))
         line += strlen("static "); /* shared across parts now */
       fputs(line, f);
     }

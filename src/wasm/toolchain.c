@@ -66,8 +66,7 @@ static void tail_of_log(const char *log_path, char *out, size_t cap) {
   while (n && (out[n - 1] == '\n' || out[n - 1] == ' ')) out[--n] = '\0';
 }
 
-static sl_status spawn_tool(char *const argv[], const char *log_path, pid_t *pid,
-                            sl_error *err) {
+static sl_status spawn_tool(char *const argv[], const char *log_path, pid_t *pid, sl_error *err) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -84,7 +83,8 @@ static sl_status spawn_tool(char *const argv[], const char *log_path, pid_t *pid
 static sl_status wait_tool(char *const argv[], const char *log_path, pid_t pid, sl_error *err) {
   int wstatus;
   while (waitpid(pid, &wstatus, 0) < 0) {
-    if (errno != EINTR) return sl_error_set(err, SL_IO, "waiting for %s: %s", argv[0], strerror(errno));
+    if (errno != EINTR)
+      return sl_error_set(err, SL_IO, "waiting for %s: %s", argv[0], strerror(errno));
   }
   if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) return SL_OK;
   char output[700];

@@ -30,56 +30,56 @@ enum {
 };
 
 /* Name, signature. Functions the host implements; anything else is refused at load. */
-#define SL_WASI_FUNCTIONS(X)            \
-  X(args_get, "ii:i")                   \
-  X(args_sizes_get, "ii:i")             \
-  X(environ_get, "ii:i")                \
-  X(environ_sizes_get, "ii:i")          \
-  X(clock_res_get, "ii:i")              \
-  X(clock_time_get, "iIi:i")            \
-  X(random_get, "ii:i")                 \
-  X(sched_yield, ":i")                  \
-  X(proc_exit, "i:")                    \
-  X(proc_raise, "i:i")                  \
-  X(fd_write, "iiii:i")                 \
-  X(fd_read, "iiii:i")                  \
-  X(fd_pread, "iiIi:i")                 \
-  X(fd_pwrite, "iiIi:i")                \
-  X(fd_close, "i:i")                    \
-  X(fd_seek, "iIii:i")                  \
-  X(fd_tell, "ii:i")                    \
-  X(fd_sync, "i:i")                     \
-  X(fd_datasync, "i:i")                 \
-  X(fd_advise, "iIIi:i")                \
-  X(fd_allocate, "iII:i")               \
-  X(fd_fdstat_get, "ii:i")              \
-  X(fd_fdstat_set_flags, "ii:i")        \
-  X(fd_fdstat_set_rights, "iII:i")      \
-  X(fd_filestat_get, "ii:i")            \
-  X(fd_filestat_set_size, "iI:i")       \
-  X(fd_filestat_set_times, "iIIi:i")    \
-  X(fd_prestat_get, "ii:i")             \
-  X(fd_prestat_dir_name, "iii:i")       \
-  X(fd_readdir, "iiiIi:i")              \
-  X(fd_renumber, "ii:i")                \
-  X(path_open, "iiiiiIIii:i")           \
-  X(path_filestat_get, "iiiii:i")       \
-  X(path_filestat_set_times, "iiiiIIi:i") \
-  X(path_create_directory, "iii:i")     \
-  X(path_remove_directory, "iii:i")     \
-  X(path_unlink_file, "iii:i")          \
-  X(path_rename, "iiiiii:i")            \
-  X(path_readlink, "iiiiii:i")          \
-  X(path_symlink, "iiiii:i")            \
-  X(path_link, "iiiiiii:i")             \
-  X(poll_oneoff, "iiii:i")              \
-  X(sock_accept, "iii:i")               \
-  X(sock_recv, "iiiiii:i")              \
-  X(sock_send, "iiiii:i")               \
+#define SL_WASI_FUNCTIONS(X)                                                                       \
+  X(args_get, "ii:i")                                                                              \
+  X(args_sizes_get, "ii:i")                                                                        \
+  X(environ_get, "ii:i")                                                                           \
+  X(environ_sizes_get, "ii:i")                                                                     \
+  X(clock_res_get, "ii:i")                                                                         \
+  X(clock_time_get, "iIi:i")                                                                       \
+  X(random_get, "ii:i")                                                                            \
+  X(sched_yield, ":i")                                                                             \
+  X(proc_exit, "i:")                                                                               \
+  X(proc_raise, "i:i")                                                                             \
+  X(fd_write, "iiii:i")                                                                            \
+  X(fd_read, "iiii:i")                                                                             \
+  X(fd_pread, "iiIi:i")                                                                            \
+  X(fd_pwrite, "iiIi:i")                                                                           \
+  X(fd_close, "i:i")                                                                               \
+  X(fd_seek, "iIii:i")                                                                             \
+  X(fd_tell, "ii:i")                                                                               \
+  X(fd_sync, "i:i")                                                                                \
+  X(fd_datasync, "i:i")                                                                            \
+  X(fd_advise, "iIIi:i")                                                                           \
+  X(fd_allocate, "iII:i")                                                                          \
+  X(fd_fdstat_get, "ii:i")                                                                         \
+  X(fd_fdstat_set_flags, "ii:i")                                                                   \
+  X(fd_fdstat_set_rights, "iII:i")                                                                 \
+  X(fd_filestat_get, "ii:i")                                                                       \
+  X(fd_filestat_set_size, "iI:i")                                                                  \
+  X(fd_filestat_set_times, "iIIi:i")                                                               \
+  X(fd_prestat_get, "ii:i")                                                                        \
+  X(fd_prestat_dir_name, "iii:i")                                                                  \
+  X(fd_readdir, "iiiIi:i")                                                                         \
+  X(fd_renumber, "ii:i")                                                                           \
+  X(path_open, "iiiiiIIii:i")                                                                      \
+  X(path_filestat_get, "iiiii:i")                                                                  \
+  X(path_filestat_set_times, "iiiiIIi:i")                                                          \
+  X(path_create_directory, "iii:i")                                                                \
+  X(path_remove_directory, "iii:i")                                                                \
+  X(path_unlink_file, "iii:i")                                                                     \
+  X(path_rename, "iiiiii:i")                                                                       \
+  X(path_readlink, "iiiiii:i")                                                                     \
+  X(path_symlink, "iiiii:i")                                                                       \
+  X(path_link, "iiiiiii:i")                                                                        \
+  X(poll_oneoff, "iiii:i")                                                                         \
+  X(sock_accept, "iii:i")                                                                          \
+  X(sock_recv, "iiiiii:i")                                                                         \
+  X(sock_send, "iiiii:i")                                                                          \
   X(sock_shutdown, "ii:i")
 
 const char *sl__wasi_signature(const char *name) {
-#define SL_WASI_LOOKUP(fn, sig) \
+#define SL_WASI_LOOKUP(fn, sig)                                                                    \
   if (strcmp(name, #fn) == 0) return sig;
   SL_WASI_FUNCTIONS(SL_WASI_LOOKUP)
 #undef SL_WASI_LOOKUP
@@ -174,8 +174,7 @@ u32 Z_wasi_snapshot_preview1Z_environ_get(sl_wasi *w, u32 environ_ptr, u32 buf_p
   u32 at = buf_ptr;
   for (size_t i = 0; i < w->environ_count; i++) {
     size_t len = strlen(w->environ[i]) + 1;
-    if (!guest_range(w, at, len) || !put_u32(w, environ_ptr + (u32)i * 4, at))
-      return WASI_EFAULT;
+    if (!guest_range(w, at, len) || !put_u32(w, environ_ptr + (u32)i * 4, at)) return WASI_EFAULT;
     memcpy(w->memory->data + at, w->environ[i], len);
     at += (u32)len;
   }
@@ -196,11 +195,20 @@ u32 Z_wasi_snapshot_preview1Z_args_get(sl_wasi *w, u32 argv_ptr, u32 buf_ptr) {
 
 static int clock_of(u32 id, clockid_t *out) {
   switch (id) {
-  case 0: *out = CLOCK_REALTIME; return 1;
-  case 1: *out = CLOCK_MONOTONIC; return 1;
-  case 2: *out = CLOCK_PROCESS_CPUTIME_ID; return 1;
-  case 3: *out = CLOCK_THREAD_CPUTIME_ID; return 1;
-  default: return 0;
+  case 0:
+    *out = CLOCK_REALTIME;
+    return 1;
+  case 1:
+    *out = CLOCK_MONOTONIC;
+    return 1;
+  case 2:
+    *out = CLOCK_PROCESS_CPUTIME_ID;
+    return 1;
+  case 3:
+    *out = CLOCK_THREAD_CPUTIME_ID;
+    return 1;
+  default:
+    return 0;
   }
 }
 
@@ -256,7 +264,7 @@ u32 Z_wasi_snapshot_preview1Z_fd_fdstat_get(sl_wasi *w, u32 fd, u32 stat_ptr) {
   if (fd != 1 && fd != 2) return WASI_EBADF;
   if (!guest_range(w, stat_ptr, 24)) return WASI_EFAULT;
   uint8_t stat[24] = {0};
-  stat[0] = 2;                                  /* filetype: character device */
+  stat[0] = 2;                                    /* filetype: character device */
   u64 rights = (1u << 6) | (1u << 4) | (1u << 3); /* fd_write, fd_fdstat_set_flags, sync */
   memcpy(stat + 8, &rights, 8);
   memcpy(w->memory->data + stat_ptr, stat, sizeof stat);
@@ -278,18 +286,20 @@ u32 Z_wasi_snapshot_preview1Z_fd_prestat_get(sl_wasi *w, u32 fd, u32 out) {
   return WASI_EBADF; /* no preopened directories: this ends wasi-libc's preopen scan */
 }
 
-#define ANSWER(errno_value, name, params, ...)   \
-  u32 Z_wasi_snapshot_preview1Z_##name params { \
-    (void)w;                                    \
-    __VA_ARGS__;                                \
-    return errno_value;                         \
+#define ANSWER(errno_value, name, params, ...)                                                     \
+  u32 Z_wasi_snapshot_preview1Z_##name params {                                                    \
+    (void)w;                                                                                       \
+    __VA_ARGS__;                                                                                   \
+    return errno_value;                                                                            \
   }
 #define NO_FILES(name, params, ...) ANSWER(WASI_EBADF, name, params, __VA_ARGS__)
 #define NO_SOCKETS(name, params, ...) ANSWER(WASI_ENOTSUP, name, params, __VA_ARGS__)
 
 NO_FILES(fd_read, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c), (void)fd, (void)a, (void)b, (void)c)
-NO_FILES(fd_pread, (sl_wasi * w, u32 fd, u32 a, u32 b, u64 c, u32 d), (void)fd, (void)a, (void)b, (void)c, (void)d)
-NO_FILES(fd_pwrite, (sl_wasi * w, u32 fd, u32 a, u32 b, u64 c, u32 d), (void)fd, (void)a, (void)b, (void)c, (void)d)
+NO_FILES(fd_pread, (sl_wasi * w, u32 fd, u32 a, u32 b, u64 c, u32 d), (void)fd, (void)a, (void)b,
+         (void)c, (void)d)
+NO_FILES(fd_pwrite, (sl_wasi * w, u32 fd, u32 a, u32 b, u64 c, u32 d), (void)fd, (void)a, (void)b,
+         (void)c, (void)d)
 NO_FILES(fd_tell, (sl_wasi * w, u32 fd, u32 a), (void)fd, (void)a)
 NO_FILES(fd_sync, (sl_wasi * w, u32 fd), (void)fd)
 NO_FILES(fd_datasync, (sl_wasi * w, u32 fd), (void)fd)
@@ -299,23 +309,34 @@ NO_FILES(fd_fdstat_set_flags, (sl_wasi * w, u32 fd, u32 a), (void)fd, (void)a)
 NO_FILES(fd_fdstat_set_rights, (sl_wasi * w, u32 fd, u64 a, u64 b), (void)fd, (void)a, (void)b)
 NO_FILES(fd_filestat_get, (sl_wasi * w, u32 fd, u32 a), (void)fd, (void)a)
 NO_FILES(fd_filestat_set_size, (sl_wasi * w, u32 fd, u64 a), (void)fd, (void)a)
-NO_FILES(fd_filestat_set_times, (sl_wasi * w, u32 fd, u64 a, u64 b, u32 c), (void)fd, (void)a, (void)b, (void)c)
+NO_FILES(fd_filestat_set_times, (sl_wasi * w, u32 fd, u64 a, u64 b, u32 c), (void)fd, (void)a,
+         (void)b, (void)c)
 NO_FILES(fd_prestat_dir_name, (sl_wasi * w, u32 fd, u32 a, u32 b), (void)fd, (void)a, (void)b)
-NO_FILES(fd_readdir, (sl_wasi * w, u32 fd, u32 a, u32 b, u64 c, u32 d), (void)fd, (void)a, (void)b, (void)c, (void)d)
+NO_FILES(fd_readdir, (sl_wasi * w, u32 fd, u32 a, u32 b, u64 c, u32 d), (void)fd, (void)a, (void)b,
+         (void)c, (void)d)
 NO_FILES(fd_renumber, (sl_wasi * w, u32 fd, u32 a), (void)fd, (void)a)
-NO_FILES(path_open, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d, u64 e, u64 f, u32 g, u32 h), (void)fd, (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)h)
-NO_FILES(path_filestat_get, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d), (void)fd, (void)a, (void)b, (void)c, (void)d)
-NO_FILES(path_filestat_set_times, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u64 d, u64 e, u32 f), (void)fd, (void)a, (void)b, (void)c, (void)d, (void)e, (void)f)
+NO_FILES(path_open, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d, u64 e, u64 f, u32 g, u32 h),
+         (void)fd, (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)h)
+NO_FILES(path_filestat_get, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d), (void)fd, (void)a,
+         (void)b, (void)c, (void)d)
+NO_FILES(path_filestat_set_times, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u64 d, u64 e, u32 f),
+         (void)fd, (void)a, (void)b, (void)c, (void)d, (void)e, (void)f)
 NO_FILES(path_create_directory, (sl_wasi * w, u32 fd, u32 a, u32 b), (void)fd, (void)a, (void)b)
 NO_FILES(path_remove_directory, (sl_wasi * w, u32 fd, u32 a, u32 b), (void)fd, (void)a, (void)b)
 NO_FILES(path_unlink_file, (sl_wasi * w, u32 fd, u32 a, u32 b), (void)fd, (void)a, (void)b)
-NO_FILES(path_rename, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d, u32 e), (void)fd, (void)a, (void)b, (void)c, (void)d, (void)e)
-NO_FILES(path_readlink, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d, u32 e), (void)fd, (void)a, (void)b, (void)c, (void)d, (void)e)
-NO_FILES(path_symlink, (sl_wasi * w, u32 a, u32 b, u32 fd, u32 c, u32 d), (void)fd, (void)a, (void)b, (void)c, (void)d)
-NO_FILES(path_link, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d, u32 e, u32 f), (void)fd, (void)a, (void)b, (void)c, (void)d, (void)e, (void)f)
+NO_FILES(path_rename, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d, u32 e), (void)fd, (void)a,
+         (void)b, (void)c, (void)d, (void)e)
+NO_FILES(path_readlink, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d, u32 e), (void)fd, (void)a,
+         (void)b, (void)c, (void)d, (void)e)
+NO_FILES(path_symlink, (sl_wasi * w, u32 a, u32 b, u32 fd, u32 c, u32 d), (void)fd, (void)a,
+         (void)b, (void)c, (void)d)
+NO_FILES(path_link, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d, u32 e, u32 f), (void)fd,
+         (void)a, (void)b, (void)c, (void)d, (void)e, (void)f)
 NO_SOCKETS(sock_accept, (sl_wasi * w, u32 fd, u32 a, u32 b), (void)fd, (void)a, (void)b)
-NO_SOCKETS(sock_recv, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d, u32 e), (void)fd, (void)a, (void)b, (void)c, (void)d, (void)e)
-NO_SOCKETS(sock_send, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d), (void)fd, (void)a, (void)b, (void)c, (void)d)
+NO_SOCKETS(sock_recv, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d, u32 e), (void)fd, (void)a,
+           (void)b, (void)c, (void)d, (void)e)
+NO_SOCKETS(sock_send, (sl_wasi * w, u32 fd, u32 a, u32 b, u32 c, u32 d), (void)fd, (void)a, (void)b,
+           (void)c, (void)d)
 NO_SOCKETS(sock_shutdown, (sl_wasi * w, u32 fd, u32 a), (void)fd, (void)a)
 
 u32 Z_wasi_snapshot_preview1Z_poll_oneoff(sl_wasi *w, u32 in, u32 out, u32 n, u32 nevents) {

@@ -26,7 +26,15 @@ uint64_t sl__now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-#define TICK_MIN_NS (1000000u)  /* 1 ms */
+#define TICK_MIN_NS (1000000u) /* 1 ms */
+#define WALL_BACKSTOP 10u      /* a call is stopped after this many limits of wall time */
+
+/* The CPU time `t` has used; 0 when its clock cannot be read. */
+static uint64_t thread_cpu_ns(const sl_rt_thread *t) {
+  struct timespec ts;
+  if (!t->has_cpu_clock || clock_gettime(t->cpu_clock, &ts) != 0) return 0;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 #define TICK_MAX_NS (25000000u) /* 25 ms, also the idle tick */
 
 static void trip(sl_rt_thread *t, uint64_t seq) {
@@ -54,8 +62,14 @@ static void *watchdog_main(void *arg) {
       if (seq != t->wd_last_seq) {
         t->wd_last_seq = seq;
         t->wd_first_seen_ns = now;
+        t->wd_first_cpu_ns = thread_cpu_ns(t);
       } else if (now - t->wd_first_seen_ns >= limit && atomic_load(&t->tripped_seq) != seq) {
-        trip(t, seq);
+        /* Wall time alone would fail calls whose thread was merely descheduled on a busy
+         * host; CPU time is what a runaway guest burns. The wall backstop catches a call
+         * that blocks instead of running. */
+        uint64_t cpu = thread_cpu_ns(t) - t->wd_first_cpu_ns;
+        if (!t->has_cpu_clock || cpu >= limit || now - t->wd_first_seen_ns >= WALL_BACKSTOP * limit)
+          trip(t, seq);
       }
     }
     pthread_mutex_unlock(&list_lock);

@@ -74,9 +74,10 @@ Test(cli, invoke_filter_drops_by_config) {
 
 Test(cli, invoke_redact_masks_fields) {
   char args[12288];
-  snprintf(args, sizeof args,
-           "invoke %s --payload '{\"user\":\"ann\",\"password\":\"hunter2\",\"n\":{\"token\":\"t\"}}'",
-           example_path("redact"));
+  snprintf(
+      args, sizeof args,
+      "invoke %s --payload '{\"user\":\"ann\",\"password\":\"hunter2\",\"n\":{\"token\":\"t\"}}'",
+      example_path("redact"));
   run_result r = sluice(args);
   cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
   cr_assert(strstr(r.out, "\"user\":\"ann\""), "%s", r.out);

@@ -63,10 +63,12 @@ Test(run, fan_in_and_fan_out) {
   cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
   cr_assert_eq(e2e_count_lines(r.out), 5, "stdout: %s", r.out);
   const char *words[] = {"A\n", "B\n", "T1\n", "T2\n", "T3\n"};
-  for (size_t i = 0; i < 5; i++) cr_assert(strstr(r.out, words[i]), "missing %s in %s", words[i], r.out);
+  for (size_t i = 0; i < 5; i++)
+    cr_assert(strstr(r.out, words[i]), "missing %s in %s", words[i], r.out);
   const char *logged[] = {"[journal] info: A", "[journal] info: B", "[journal] info: T1",
                           "[journal] info: T2", "[journal] info: T3"};
-  for (size_t i = 0; i < 5; i++) cr_assert(strstr(r.err, logged[i]), "missing %s in %s", logged[i], r.err);
+  for (size_t i = 0; i < 5; i++)
+    cr_assert(strstr(r.err, logged[i]), "missing %s in %s", logged[i], r.err);
   e2e_result_free(&r);
   e2e_rmdir(dir);
 }
@@ -83,9 +85,11 @@ Test(run, failed_events_go_to_the_errors_output_while_others_flow) {
             guest_path("traps"));
   e2e_result r = e2e_sluice(dir, "run p.yaml < in.txt");
   cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
-  cr_assert(strstr(r.out, "one\n") && strstr(r.out, "two\n") && strstr(r.out, "three\n"), "%s", r.out);
+  cr_assert(strstr(r.out, "one\n") && strstr(r.out, "two\n") && strstr(r.out, "three\n"), "%s",
+            r.out);
   cr_assert_eq(e2e_count_lines(r.out), 3, "%s", r.out);
-  cr_assert(strstr(r.err, "[bad] info: unreachable error=unreachable instruction executed"), "%s", r.err);
+  cr_assert(strstr(r.err, "[bad] info: unreachable error=unreachable instruction executed"), "%s",
+            r.err);
   cr_assert(strstr(r.err, "fault=unreachable"), "%s", r.err);
   cr_assert(strstr(r.err, "[bad] info: div0 error=integer divide by zero"), "%s", r.err);
   cr_assert(strstr(r.err, "fault=divide-by-zero"), "%s", r.err);
@@ -240,7 +244,8 @@ Test(test_command, passes_and_fails_with_a_diff) {
   cr_assert_eq(r.exit_code, 1, "%s%s", r.out, r.err);
   cr_assert(strstr(r.out, "FAIL  wrong on purpose"), "%s", r.out);
   cr_assert(strstr(r.out, "at 'out': expected 3 events, got 3"), "%s", r.out);
-  cr_assert(strstr(r.out, "    - \"X\"\n    + \"B\"\n") || strstr(r.out, "    + \"B\"\n    - \"X\"\n"),
+  cr_assert(strstr(r.out, "    - \"X\"\n    + \"B\"\n") ||
+                strstr(r.out, "    + \"B\"\n    - \"X\"\n"),
             "%s", r.out);
   cr_assert(strstr(r.out, "2 cases, 1 passed, 1 failed"), "%s", r.out);
   e2e_result_free(&r);
@@ -318,5 +323,37 @@ Test(types, the_generated_reference_matches_the_tables) {
   cr_assert_eq(r.exit_code, 0);
   cr_assert(strstr(r.out, "file (source)") && strstr(r.out, "file (sink)"), "%s", r.out);
   e2e_result_free(&r);
+  e2e_rmdir(dir);
+}
+
+/* The http sink of one sluice posting to the http source of another, into a file. */
+Test(run, http_sink_to_http_source_to_file) {
+  char *dir = e2e_tmpdir();
+  int port = e2e_free_port();
+  pid_t receiver = e2e_spawn(
+      dir, "run --source http://127.0.0.1:%d/in?split=lines --wasm %s --sink file:got.txt", port,
+      EX("upper"));
+  cr_assert(e2e_wait_port(port, 20000), "the receiving sluice did not start listening");
+  e2e_write(dir, "send.yaml",
+            "nodes:\n"
+            "  - {id: gen, type: generate, count: 500, payload: 'event {{seq}}'}\n"
+            "  - {id: post, type: http, url: 'http://127.0.0.1:%d/in', batch: 50, inputs: [gen]}\n"
+            "  - {id: one, type: http, url: 'http://127.0.0.1:%d/in', inputs: [gen]}\n",
+            port, port);
+  e2e_result r = e2e_sluice(dir, "run send.yaml --stats");
+  cr_assert_eq(r.exit_code, 0, "stderr: %s", r.err);
+  char stats[128];
+  snprintf(stats, sizeof stats, "node %-12s in 500  out 500  errors 0", "post");
+  cr_assert(strstr(r.err, stats), "%s", r.err);
+  e2e_result_free(&r);
+  kill(receiver, SIGTERM);
+  cr_assert_eq(e2e_wait(receiver, NULL), 0);
+  char path[512];
+  snprintf(path, sizeof path, "%s/got.txt", dir);
+  char *got = e2e_read(path);
+  cr_assert_eq(e2e_count_lines(got), 1000, "500 events by two sinks: %zu lines",
+               e2e_count_lines(got));
+  cr_assert(strstr(got, "EVENT 1\n") && strstr(got, "EVENT 500\n"), "%.200s", got);
+  free(got);
   e2e_rmdir(dir);
 }

@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -131,6 +134,31 @@ static inline bool e2e_wait_lines(const char *path, size_t lines, int timeout_ms
     size_t n = e2e_count_lines(text);
     free(text);
     if (n >= lines) return true;
+    usleep(20 * 1000);
+  }
+  return false;
+}
+
+/* A loopback port nobody listens on right now (bound to port 0, then released). */
+static inline int e2e_free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof addr;
+  cr_assert(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0);
+  cr_assert(getsockname(fd, (struct sockaddr *)&addr, &len) == 0);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+/* Polls until something accepts connections on loopback `port`, or `timeout_ms` passes. */
+static inline bool e2e_wait_port(int port, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 20) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool up = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
+    close(fd);
+    if (up) return true;
     usleep(20 * 1000);
   }
   return false;

@@ -230,50 +230,50 @@ fail:
 
 static const char *reason_phrase(int status) {
   switch (status) {
-    case 100:
-      return "Continue";
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 202:
-      return "Accepted";
-    case 204:
-      return "No Content";
-    case 301:
-      return "Moved Permanently";
-    case 302:
-      return "Found";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 408:
-      return "Request Timeout";
-    case 413:
-      return "Content Too Large";
-    case 414:
-      return "URI Too Long";
-    case 429:
-      return "Too Many Requests";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "Unknown";
+  case 100:
+    return "Continue";
+  case 200:
+    return "OK";
+  case 201:
+    return "Created";
+  case 202:
+    return "Accepted";
+  case 204:
+    return "No Content";
+  case 301:
+    return "Moved Permanently";
+  case 302:
+    return "Found";
+  case 400:
+    return "Bad Request";
+  case 401:
+    return "Unauthorized";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 408:
+    return "Request Timeout";
+  case 413:
+    return "Content Too Large";
+  case 414:
+    return "URI Too Long";
+  case 429:
+    return "Too Many Requests";
+  case 431:
+    return "Request Header Fields Too Large";
+  case 500:
+    return "Internal Server Error";
+  case 501:
+    return "Not Implemented";
+  case 502:
+    return "Bad Gateway";
+  case 503:
+    return "Service Unavailable";
+  case 504:
+    return "Gateway Timeout";
+  default:
+    return "Unknown";
   }
 }
 
@@ -351,18 +351,18 @@ static void serve(http_receiver *rx, conn *c) {
 
     hr_reply reply = record(rx, req);
     switch (reply.action) {
-      case HR_ANSWER:
-        send_reply(c->fd, reply.status ? reply.status : 200, reply.headers, reply.body,
-                   client_closes);
-        if (client_closes) close_conn(c);
-        break;
-      case HR_CLOSE:
-        close_conn(c);
-        break;
-      case HR_HANG:
-        c->hanging = true;
-        c->len = 0;
-        break;
+    case HR_ANSWER:
+      send_reply(c->fd, reply.status ? reply.status : 200, reply.headers, reply.body,
+                 client_closes);
+      if (client_closes) close_conn(c);
+      break;
+    case HR_CLOSE:
+      close_conn(c);
+      break;
+    case HR_HANG:
+      c->hanging = true;
+      c->len = 0;
+      break;
     }
     free_reply(&reply);
   }

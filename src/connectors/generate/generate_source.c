@@ -126,7 +126,8 @@ static sl_status start(void *state, sl_source_port *port, sl_error *err) {
   generate_source *src = state;
   src->port = port;
   int rc = pthread_create(&src->thread, NULL, run, src);
-  if (rc != 0) return sl_error_set(err, SL_IO, "cannot start the generate thread: %s", strerror(rc));
+  if (rc != 0)
+    return sl_error_set(err, SL_IO, "cannot start the generate thread: %s", strerror(rc));
   src->thread_started = true;
   return SL_OK;
 }

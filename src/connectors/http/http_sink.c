@@ -213,20 +213,20 @@ static CURLcode send_once(http_sink *sink, const char *body, size_t len, long *s
 static bool retryable(CURLcode rc, long status) {
   if (rc == CURLE_OK) return status >= 500 || status == 408 || status == 429;
   switch (rc) {
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      return true;
-    default:
-      return false;
+  case CURLE_COULDNT_RESOLVE_PROXY:
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_CONNECT:
+  case CURLE_OPERATION_TIMEDOUT:
+  case CURLE_SEND_ERROR:
+  case CURLE_RECV_ERROR:
+  case CURLE_GOT_NOTHING:
+  case CURLE_PARTIAL_FILE:
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_HTTP2:
+  case CURLE_HTTP2_STREAM:
+    return true;
+  default:
+    return false;
   }
 }
 
@@ -539,7 +539,8 @@ static const sl_conf_field fields[] = {
     {"timeout", SL_CONF_DURATION, 0, "10s", offsetof(http_sink_config, timeout),
      "Time allowed for one request.", NULL},
     {"max_retries", SL_CONF_INT, 0, "-1", offsetof(http_sink_config, max_retries),
-     "Retries after a 5xx or a connection failure; -1 retries until shutdown.", NULL},
+     "Retries after a 5xx or a connection failure; -1 retries until the pipeline is torn down.",
+     NULL},
     {"backoff", SL_CONF_DURATION, 0, "100ms", offsetof(http_sink_config, backoff),
      "The first retry's delay; each retry doubles it.", NULL},
     {"max_backoff", SL_CONF_DURATION, 0, "10s", offsetof(http_sink_config, max_backoff),

@@ -44,7 +44,8 @@ static sl_status init(const sl_node_ctx *node, const void *config, void **state,
 
 /* Waits until stdin is readable or stop() was called; false when stopping. */
 static bool wait_readable(stdin_source *src) {
-  struct pollfd fds[2] = {{.fd = STDIN_FILENO, .events = POLLIN}, {.fd = src->wake_fd, .events = POLLIN}};
+  struct pollfd fds[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
+                          {.fd = src->wake_fd, .events = POLLIN}};
   for (;;) {
     if (atomic_load(&src->stopping)) return false;
     int n = poll(fds, 2, -1);

@@ -151,7 +151,7 @@ Test(pipeline_load, top_level_defaults_and_name_from_file) {
   cr_assert_eq(sl_pipeline_load("my-flow.yml", NULL, &spec, &err), SL_OK, "%s", err.message);
   cr_assert_str_eq(spec->name, "my-flow");
   cr_assert_eq(spec->workers, 0);
-  cr_assert_eq(spec->batch_size, 256);
+  cr_assert_eq(spec->batch_size, 1024);
   cr_assert_eq(spec->max_in_flight, 10000);
   cr_assert_eq(spec->drain_timeout, 30000);
   cr_assert_eq(spec->nodes[1].loc.line, 3);

@@ -52,14 +52,14 @@ Test(module, invalid_code_is_rejected_by_validation) {
   /* Well-formed sections but a function body that fails validation: (i32.add) on an
    * empty stack. The exports satisfy the contract, so only wasm2c can catch it. */
   static const uint8_t bytes[] = {
-      0, 'a', 's', 'm', 1, 0, 0, 0,
-      1, 9, 1, 0x60, 4, 0x7f, 0x7f, 0x7f, 0x7f, 1, 0x7f,          /* type (iiii)->i */
-      3, 3, 2, 0, 0,                                               /* two functions */
-      5, 3, 1, 0, 1,                                               /* memory 1 */
-      7, 33, 3, 6, 'm', 'e', 'm', 'o', 'r', 'y', 2, 0,             /* exports */
-      12, 'c', 'a', 'b', 'i', '_', 'r', 'e', 'a', 'l', 'l', 'o', 'c', 0, 0,
-      7, 'p', 'r', 'o', 'c', 'e', 's', 's', 0, 1,
-      10, 11, 2, 4, 0, 0x6a, 0x0b, 0x00, 4, 0, 0x6a, 0x0b, 0x00}; /* bodies: i32.add */
+      0,    'a',  's',  'm',  1,    0,    0,    0,   1,   9,    1,    0x60, 4,
+      0x7f, 0x7f, 0x7f, 0x7f, 1,    0x7f,                                /* type (iiii)->i */
+      3,    3,    2,    0,    0,                                         /* two functions */
+      5,    3,    1,    0,    1,                                         /* memory 1 */
+      7,    33,   3,    6,    'm',  'e',  'm',  'o', 'r', 'y',  2,    0, /* exports */
+      12,   'c',  'a',  'b',  'i',  '_',  'r',  'e', 'a', 'l',  'l',  'o',  'c',
+      0,    0,    7,    'p',  'r',  'o',  'c',  'e', 's', 's',  0,    1,    10,
+      11,   2,    4,    0,    0x6a, 0x0b, 0x00, 4,   0,   0x6a, 0x0b, 0x00}; /* bodies: i32.add */
   const char *path = write_temp("invalid.wasm", bytes, sizeof bytes);
   expect_bad_module(path, "invalid WebAssembly module");
   unlink(path);
@@ -194,8 +194,7 @@ static int count_files(const char *dir, const char *part) {
   return n;
 }
 
-Test(cache, concurrent_builds_end_with_one_good_artifact, .init = fresh_home,
-     .fini = remove_home) {
+Test(cache, concurrent_builds_end_with_one_good_artifact, .init = fresh_home, .fini = remove_home) {
   enum { PROCS = 4 };
   pid_t pids[PROCS];
   for (int i = 0; i < PROCS; i++) {
@@ -207,7 +206,8 @@ Test(cache, concurrent_builds_end_with_one_good_artifact, .init = fresh_home,
       sl_module *module = NULL;
       sl_error err;
       if (sl_engine_new(&opts, &engine, &err) != SL_OK) _exit(10);
-      if (sl_module_load_file(engine, guest_path("counter"), &module, NULL, &err) != SL_OK) _exit(11);
+      if (sl_module_load_file(engine, guest_path("counter"), &module, NULL, &err) != SL_OK)
+        _exit(11);
       sl_pool_options popts = {0};
       sl_pool *pool = NULL;
       sl_fault fault;

@@ -45,7 +45,8 @@ Test(pool, recycled_when_memory_passes_the_high_water_mark) {
   sl_pool_stats stats;
   sl_pool_stats_get(pool, &stats);
   cr_assert_gt(stats.recycled, 3, "recycled only %llu times", (unsigned long long)stats.recycled);
-  cr_assert_leq(max_pages, (3 << 4) + 16 + 16, "memory grew to %ld pages despite recycling", max_pages);
+  cr_assert_leq(max_pages, (3 << 4) + 16 + 16, "memory grew to %ld pages despite recycling",
+                max_pages);
   sl_event_list_destroy(&out);
   sl_pool_destroy(pool);
 }
@@ -98,10 +99,14 @@ static void *run_worker(void *arg) {
   static const struct {
     const char *payload;
     sl_fault_kind kind;
-  } mix[] = {{"ok", SL_FAULT_NONE},           {"oob", SL_FAULT_OUT_OF_BOUNDS},
-             {"hello", SL_FAULT_NONE},        {"div0", SL_FAULT_DIVIDE_BY_ZERO},
-             {"unreachable", SL_FAULT_UNREACHABLE}, {"stack", SL_FAULT_STACK_EXHAUSTED},
-             {"x", SL_FAULT_NONE},            {"indirect-null", SL_FAULT_BAD_INDIRECT_CALL}};
+  } mix[] = {{"ok", SL_FAULT_NONE},
+             {"oob", SL_FAULT_OUT_OF_BOUNDS},
+             {"hello", SL_FAULT_NONE},
+             {"div0", SL_FAULT_DIVIDE_BY_ZERO},
+             {"unreachable", SL_FAULT_UNREACHABLE},
+             {"stack", SL_FAULT_STACK_EXHAUSTED},
+             {"x", SL_FAULT_NONE},
+             {"indirect-null", SL_FAULT_BAD_INDIRECT_CALL}};
   sl_pool_options opts = {.node_id = "worker"};
   sl_pool *pool = NULL;
   sl_fault fault;
@@ -120,7 +125,7 @@ static void *run_worker(void *arg) {
                   memcmp(out.items[0].payload.ptr, mix[k].payload, strlen(mix[k].payload)) == 0;
       same ? w->ok++ : w->wrong++;
     } else {
-      status == SL_FAULT && fault.kind == mix[k].kind ? w->faults++ : w->wrong++;
+      status == SL_FAULT &&fault.kind == mix[k].kind ? w->faults++ : w->wrong++;
     }
     sl_event_list_clear(&out);
   }
