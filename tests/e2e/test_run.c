@@ -357,3 +357,62 @@ Test(run, http_sink_to_http_source_to_file) {
   free(got);
   e2e_rmdir(dir);
 }
+
+/* A sink that can never deliver (nothing listens on the port; retries forever). */
+static const char *stuck_pipeline(char *dir, const char *extra) {
+  return e2e_write(
+      dir, "stuck.yaml",
+      "%s"
+      "nodes:\n"
+      "  - {id: gen, type: generate, count: 3}\n"
+      "  - {id: post, type: http, url: 'http://127.0.0.1:%d/x', backoff: 10ms, inputs: [gen]}\n"
+      "  - {id: sink, type: null, inputs: [gen]}\n",
+      extra, e2e_free_port());
+}
+
+Test(run, drain_gives_up_after_drain_timeout) {
+  char *dir = e2e_tmpdir();
+  stuck_pipeline(dir, "drain_timeout: 300ms\n");
+  pid_t pid = e2e_spawn(dir, "run stuck.yaml");
+  usleep(300 * 1000);
+  kill(pid, SIGTERM);
+  int code = e2e_wait(pid, NULL);
+  char path[512];
+  snprintf(path, sizeof path, "%s/.stderr", dir);
+  char *err = e2e_read(path);
+  cr_assert_eq(code, 1, "%s", err);
+  cr_assert(strstr(err, "gave up draining after 300 ms"), "%s", err);
+  free(err);
+  e2e_rmdir(dir);
+}
+
+Test(run, a_second_signal_exits_at_once) {
+  char *dir = e2e_tmpdir();
+  stuck_pipeline(dir, "");
+  pid_t pid = e2e_spawn(dir, "run stuck.yaml");
+  usleep(300 * 1000);
+  kill(pid, SIGINT);
+  usleep(200 * 1000);
+  kill(pid, SIGINT);
+  int code = e2e_wait(pid, NULL);
+  char path[512];
+  snprintf(path, sizeof path, "%s/.stderr", dir);
+  char *err = e2e_read(path);
+  cr_assert_eq(code, 130, "%s", err);
+  cr_assert(strstr(err, "again: exiting without draining"), "%s", err);
+  free(err);
+  e2e_rmdir(dir);
+}
+
+Test(run, null_sink_accepts_everything) {
+  char *dir = e2e_tmpdir();
+  e2e_result r =
+      e2e_sluice(dir, "run --source 'generate://?count=20000' --wasm %s --sink null --stats",
+                 EX("passthrough"));
+  cr_assert_eq(r.exit_code, 0, "%s", r.err);
+  char stats[128];
+  snprintf(stats, sizeof stats, "node %-12s in 20000  out 20000  errors 0", "sink");
+  cr_assert(strstr(r.err, stats), "%s", r.err);
+  e2e_result_free(&r);
+  e2e_rmdir(dir);
+}

@@ -6,14 +6,14 @@
 #ifndef SL_TEST_E2E_H
 #define SL_TEST_E2E_H
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -39,8 +39,8 @@ static inline void e2e_rmdir(const char *dir) {
 }
 
 /* Writes printf-formatted text to dir/name and returns the full path (static buffer). */
-__attribute__((format(printf, 3, 4))) static inline const char *e2e_write(const char *dir, const char *name,
-                                                                        const char *fmt, ...) {
+__attribute__((format(printf, 3, 4))) static inline const char *
+e2e_write(const char *dir, const char *name, const char *fmt, ...) {
   static char path[512];
   snprintf(path, sizeof path, "%s/%s", dir, name);
   FILE *f = fopen(path, "w");
@@ -81,7 +81,8 @@ static inline const char *e2e_bin(void) {
 
 /* Runs the shell command `sluice ARGS` (ARGS is trusted test text, may hold redirections
  * of stdin) in `dir`, capturing stdout and stderr into files there. */
-__attribute__((format(printf, 2, 3))) static inline e2e_result e2e_sluice(const char *dir, const char *fmt, ...) {
+__attribute__((format(printf, 2, 3))) static inline e2e_result e2e_sluice(const char *dir,
+                                                                          const char *fmt, ...) {
   char args[8192], cmd[16384], out_path[512], err_path[512];
   va_list ap;
   va_start(ap, fmt);
@@ -89,9 +90,11 @@ __attribute__((format(printf, 2, 3))) static inline e2e_result e2e_sluice(const 
   va_end(ap);
   snprintf(out_path, sizeof out_path, "%s/.stdout", dir);
   snprintf(err_path, sizeof err_path, "%s/.stderr", dir);
-  snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >'%s' 2>'%s'", dir, e2e_bin(), args, out_path, err_path);
+  snprintf(cmd, sizeof cmd, "cd '%s' && '%s' %s >'%s' 2>'%s'", dir, e2e_bin(), args, out_path,
+           err_path);
   int status = system(cmd);
-  e2e_result r = {WIFEXITED(status) ? WEXITSTATUS(status) : -1, e2e_read(out_path), e2e_read(err_path)};
+  e2e_result r = {WIFEXITED(status) ? WEXITSTATUS(status) : -1, e2e_read(out_path),
+                  e2e_read(err_path)};
   return r;
 }
 
@@ -102,7 +105,8 @@ static inline void e2e_result_free(e2e_result *r) {
 
 /* Starts `sluice ARGS` in the background through the shell's exec (so the pid is
  * sluice's own), stdout/stderr to dir/.stdout and dir/.stderr. */
-__attribute__((format(printf, 2, 3))) static inline pid_t e2e_spawn(const char *dir, const char *fmt, ...) {
+__attribute__((format(printf, 2, 3))) static inline pid_t e2e_spawn(const char *dir,
+                                                                    const char *fmt, ...) {
   char args[8192], cmd[16384];
   va_list ap;
   va_start(ap, fmt);
@@ -154,7 +158,8 @@ static inline int e2e_free_port(void) {
 static inline bool e2e_wait_port(int port, int timeout_ms) {
   for (int waited = 0; waited < timeout_ms; waited += 20) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in addr = {.sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port),
                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     bool up = connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0;
     close(fd);
