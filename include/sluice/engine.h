@@ -107,6 +107,10 @@ typedef struct sl_pool sl_pool;
 sl_status sl_engine_new(const sl_engine_options *opts, sl_engine **out, sl_error *err);
 void sl_engine_destroy(sl_engine *engine);
 
+/* The engine's home folder (options.home, else $SLUICE_HOME, else ~/.sluice); the cache
+ * and pipeline state live under it. Owned by the engine. */
+const char *sl_engine_home(const sl_engine *engine);
+
 /* What loading a module did, for people and benchmarks. */
 typedef struct sl_compile_info {
   bool cached;          /* true: a verified artifact was reused */

@@ -30,6 +30,11 @@ bool sl_parse_size(const char *text, uint64_t *bytes);
 /* "100ms", "2s", "150" (milliseconds) -> milliseconds. */
 bool sl_parse_millis(const char *text, uint32_t *ms);
 
+/* An sl_log_fn for pipelines (`user` is the sl_pipeline_spec): "[node] level: line" on
+ * stderr, secrets redacted. */
+void sl__cli_pipeline_log(void *spec, const char *node_id, const char *stream, const char *line,
+                          size_t len);
+
 /* Maps a library status to the exit code contracts.md §1 asks for. */
 int sl_exit_code_for(sl_status status);
 

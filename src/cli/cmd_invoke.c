@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/files.h"
 #include "cli/cli.h"
 #include "wasm/toolchain.h"
 

@@ -125,19 +125,6 @@ static sl_status load_spec(const run_args *a, sl_pipeline_spec **spec, sl_error 
   return st;
 }
 
-/* Log lines from processors and connectors: "[node] level: text" on stderr, redacted. */
-static void on_log(void *user, const char *node_id, const char *stream, const char *line,
-                   size_t len) {
-  const sl_pipeline_spec *spec = user;
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%.*s", (int)len, line);
-  sl_pipeline_spec_redact(spec, buf, sizeof buf);
-  if (strcmp(stream, "stdout") == 0)
-    fprintf(stderr, "[%s] %s\n", node_id, buf);
-  else
-    fprintf(stderr, "[%s] %s: %s\n", node_id, stream, buf);
-}
-
 typedef struct signal_watch {
   sigset_t set;
   sl_pipeline *pipeline;
@@ -200,7 +187,7 @@ int sl_cmd_run(int argc, char **argv) {
       spec->workers = (unsigned)n;
   }
   if (st == SL_OK) {
-    sl_engine_options eopts = {.log = on_log, .log_user = spec};
+    sl_engine_options eopts = {.log = sl__cli_pipeline_log, .log_user = spec};
     st = sl_engine_new(&eopts, &engine, &err);
   }
   /* Signals go to the watcher thread only: block them before any thread starts. */
@@ -210,7 +197,7 @@ int sl_cmd_run(int argc, char **argv) {
   sigaddset(&watch.set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &watch.set, NULL);
   if (st == SL_OK) {
-    sl_pipeline_options popts = {.log = on_log, .log_user = spec};
+    sl_pipeline_options popts = {.log = sl__cli_pipeline_log, .log_user = spec};
     st = sl_pipeline_new(engine, spec, &popts, &pipeline, &err);
   }
   if (st == SL_OK) {

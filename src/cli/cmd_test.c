@@ -21,16 +21,6 @@ static void usage(FILE *out) {
           "  --only NAME   run only the case called NAME\n");
 }
 
-/* Processor output during tests: indented under the case it belongs to. */
-static void on_log(void *user, const char *node_id, const char *stream, const char *line,
-                   size_t len) {
-  const sl_pipeline_spec *spec = user;
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%.*s", (int)len, line);
-  sl_pipeline_spec_redact(spec, buf, sizeof buf);
-  fprintf(stderr, "    [%s] %s: %s\n", node_id, stream, buf);
-}
-
 int sl_cmd_test(int argc, char **argv) {
   const char *file = NULL, *only = NULL;
   for (int i = 1; i < argc; i++) {
@@ -59,7 +49,7 @@ int sl_cmd_test(int argc, char **argv) {
                       "%s: no test cases (add a `tests:` section; see docs/reference/pipeline.md)",
                       file);
   if (st == SL_OK) {
-    sl_engine_options eopts = {.log = on_log, .log_user = spec};
+    sl_engine_options eopts = {.log = sl__cli_pipeline_log, .log_user = spec};
     st = sl_engine_new(&eopts, &engine, &err);
   }
   if (st != SL_OK) {
@@ -69,7 +59,7 @@ int sl_cmd_test(int argc, char **argv) {
   }
   size_t ran = 0, failed = 0;
   int exit_code = SL_EXIT_OK;
-  sl_pipeline_options popts = {.log = on_log, .log_user = spec};
+  sl_pipeline_options popts = {.log = sl__cli_pipeline_log, .log_user = spec};
   for (size_t t = 0; t < spec->test_count; t++) {
     const sl_test_case *tc = &spec->tests[t];
     if (only && strcmp(only, tc->name) != 0) continue;

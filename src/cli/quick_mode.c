@@ -15,12 +15,6 @@
 
 #include "cli/cli.h"
 
-typedef struct text {
-  char *buf;
-  size_t len;
-  FILE *f;
-} text;
-
 /* Writes `value` as a YAML double-quoted scalar; "${" is escaped so nothing interpolates. */
 static void put_quoted(FILE *f, const char *value, size_t len) {
   fputc('"', f);

@@ -19,6 +19,7 @@
 #include "config/secrets.h"
 #include "config/spec_steps.h"
 #include "config/yaml_doc.h"
+#include "core/files.h"
 
 enum { MAX_WORKERS = 1024, MAX_NAME = 128 };
 
@@ -222,48 +223,14 @@ sl_status sl_pipeline_load_text(const char *text, size_t len, const char *displa
   return status;
 }
 
-/* Reads the whole file; SL_IO "cannot read FILE: reason". */
-static sl_status read_pipeline_file(const char *path, char **text, size_t *len, sl_error *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return sl_error_set(err, SL_IO, "cannot read %s: %s", path, strerror(errno));
-  sl_status status = SL_OK;
-  char *buf = NULL;
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0 || S_ISDIR(st.st_mode)) {
-    status = sl_error_set(err, SL_IO, "cannot read %s: %s", path, strerror(EISDIR));
-    goto done;
-  }
-  size_t cap = 4096, used = 0;
-  buf = malloc(cap);
-  if (!buf) abort();
-  for (;;) {
-    size_t n = fread(buf + used, 1, cap - used, f);
-    used += n;
-    if (used < cap) break;
-    cap *= 2;
-    buf = realloc(buf, cap);
-    if (!buf) abort();
-  }
-  if (ferror(f)) {
-    status = sl_error_set(err, SL_IO, "cannot read %s: %s", path, strerror(errno));
-    goto done;
-  }
-  *text = buf;
-  *len = used;
-  buf = NULL;
-done:
-  free(buf);
-  fclose(f);
-  return status;
-}
-
 sl_status sl_pipeline_load(const char *path, const sl_load_options *opts, sl_pipeline_spec **out,
                            sl_error *err) {
   *out = NULL;
-  char *text = NULL;
+  uint8_t *text = NULL;
   size_t len = 0;
-  sl_status status = read_pipeline_file(path, &text, &len, err);
-  if (status != SL_OK) return status;
+  sl_error read_err;
+  sl_status status = sl__read_file(path, &text, &len, &read_err);
+  if (status != SL_OK) return sl_error_set(err, status, "cannot read %s", read_err.message);
   char *dir = strdup(path);
   if (!dir) abort();
   char *slash = strrchr(dir, '/');
@@ -273,7 +240,7 @@ sl_status sl_pipeline_load(const char *path, const sl_load_options *opts, sl_pip
     dir[1] = '\0';
   else
     *slash = '\0';
-  status = sl_pipeline_load_text(text, len, path, dir, opts, out, err);
+  status = sl_pipeline_load_text((const char *)text, len, path, dir, opts, out, err);
   free(dir);
   free(text);
   return status;

@@ -6,10 +6,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "config/suggest.h"
+#include "core/files.h"
 
 enum { MAX_SECRET_FILE = 64 * 1024 };
 
@@ -22,36 +24,28 @@ static bool valid_name(const char *name) {
   return true;
 }
 
-/* Reads a secret file; NULL with `why` set on failure. */
+/* Reads a secret file into the store; NULL with `why` set on failure. */
 static char *read_secret_file(const sl_load_ctx *ctx, const char *path, char *why, size_t cap) {
   char *full = path[0] == '/' ? sl__store_strdup(ctx->store, path)
                               : sl__store_printf(ctx->store, "%s/%s", ctx->dir, path);
-  FILE *f = fopen(full, "rb");
-  if (!f) {
-    snprintf(why, cap, "cannot read %s: %s", full, strerror(errno));
-    return NULL;
-  }
-  struct stat st;
+  uint8_t *data = NULL;
+  size_t size = 0;
+  sl_error err;
   char *value = NULL;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    snprintf(why, cap, "cannot read %s: not a regular file", full);
-  } else if (st.st_size > MAX_SECRET_FILE) {
+  if (sl__read_file(full, &data, &size, &err) != SL_OK) {
+    snprintf(why, cap, "cannot read %.*s", (int)(cap > 16 ? cap - 16 : 0), err.message);
+  } else if (size > MAX_SECRET_FILE) {
     snprintf(why, cap, "%s is larger than 64 KiB; a secret file holds only the secret", full);
+  } else if (memchr(data, '\0', size)) {
+    snprintf(why, cap, "%s holds a NUL byte; a secret must be text", full);
   } else {
-    size_t size = (size_t)st.st_size;
+    if (size && data[size - 1] == '\n') size--;
+    if (size && data[size - 1] == '\r') size--;
     value = sl__store_alloc(ctx->store, size + 1);
-    if (size && fread(value, 1, size, f) != size) {
-      snprintf(why, cap, "cannot read %s: %s", full, strerror(errno));
-      value = NULL;
-    } else if (memchr(value, '\0', size)) {
-      snprintf(why, cap, "%s holds a NUL byte; a secret must be text", full);
-      value = NULL;
-    } else {
-      if (size && value[size - 1] == '\n') value[--size] = '\0';
-      if (size && value[size - 1] == '\r') value[--size] = '\0';
-    }
+    memcpy(value, data, size);
+    value[size] = '\0';
   }
-  fclose(f);
+  free(data);
   return value;
 }
 

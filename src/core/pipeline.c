@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/files.h"
 #include "core/pipeline_internal.h"
 
 void sl__pipeline_notify(sl_pipeline *pipeline) {
@@ -18,32 +19,10 @@ void sl__pipeline_notify(sl_pipeline *pipeline) {
   pthread_mutex_unlock(&pipeline->lock);
 }
 
-/* mkdir -p */
-static sl_status make_dirs(const char *path, sl_error *err) {
-  char buf[4096];
-  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-    return sl_error_set(err, SL_IO, "path too long: %s", path);
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = '\0';
-    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-      return sl_error_set(err, SL_IO, "cannot create %s: %s", buf, strerror(errno));
-    *p = '/';
-  }
-  if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-    return sl_error_set(err, SL_IO, "cannot create %s: %s", buf, strerror(errno));
-  return SL_OK;
-}
-
-static char *state_dir_for(const sl_pipeline_options *opts, const char *name) {
-  const char *home = opts && opts->home ? opts->home : getenv("SLUICE_HOME");
+static char *state_dir_for(const sl_pipeline_options *opts, sl_engine *engine, const char *name) {
   char *path = NULL;
-  int n;
-  if (home && *home)
-    n = asprintf(&path, "%s/state/%s", home, name);
-  else
-    n = asprintf(&path, "%s/.sluice/state/%s", getenv("HOME") ? getenv("HOME") : ".", name);
-  if (n < 0) abort();
+  const char *home = opts && opts->home ? opts->home : sl_engine_home(engine);
+  if (asprintf(&path, "%s/state/%s", home, name) < 0) abort();
   return path;
 }
 
@@ -179,7 +158,7 @@ sl_status sl_pipeline_new(sl_engine *engine, const sl_pipeline_spec *spec,
   pipeline->sink_queue_capacity =
       spec->max_in_flight > 4 * batch ? (size_t)spec->max_in_flight : 4 * batch;
   sl__plan_build(spec, &pipeline->plan);
-  pipeline->state_dir = state_dir_for(opts, spec->name);
+  pipeline->state_dir = state_dir_for(opts, engine, spec->name);
   pipeline->nodes = calloc(spec->node_count, sizeof *pipeline->nodes);
   pipeline->workers = calloc(pipeline->worker_count, sizeof *pipeline->workers);
   if (!pipeline->nodes || !pipeline->workers) abort();
@@ -191,7 +170,7 @@ sl_status sl_pipeline_new(sl_engine *engine, const sl_pipeline_spec *spec,
                             pipeline->worker_count, pipeline};
     pthread_mutex_init(&rt->limiter.lock, NULL);
   }
-  sl_status st = make_dirs(pipeline->state_dir, err);
+  sl_status st = sl__make_dirs(pipeline->state_dir, err);
   for (size_t i = 0; i < spec->node_count && st == SL_OK; i++)
     st = spec->nodes[i].kind == SL_NODE_PROCESSOR ? load_module(pipeline, i, err)
                                                   : init_connector(pipeline, i, err);

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/files.h"
 #include "wasm/toolchain.h"
 
 #define ARTIFACT_MAGIC "SLUICEAR"
@@ -46,11 +47,6 @@ static void mac_of(const sl_cache *cache, const char *key, const uint8_t *so, si
   memcpy(message, key, key_len);
   EVP_Digest(so, len, message + key_len, &digest_len, EVP_sha256(), NULL);
   HMAC(EVP_sha256(), cache->secret, sizeof cache->secret, message, key_len + 32, out, &mac_len);
-}
-
-static sl_status make_dir(const char *path, sl_error *err) {
-  if (mkdir(path, 0700) == 0 || errno == EEXIST) return SL_OK;
-  return sl_error_set(err, SL_IO, "cannot create %s: %s", path, strerror(errno));
 }
 
 /* Reads the secret, creating it first if this is the first run. Creation goes through a
@@ -87,12 +83,10 @@ sl_status sl__cache_open(const char *home, sl_cache *cache, sl_error *err) {
   char modules[PATH_MAX + 16];
   sl_status status;
   memset(cache, 0, sizeof *cache);
-  if ((status = make_dir(home, err)) != SL_OK) return status;
   if ((size_t)snprintf(cache->dir, sizeof cache->dir, "%s/cache", home) >= sizeof cache->dir)
     return sl_error_set(err, SL_INVALID, "SLUICE_HOME path too long: %s", home);
-  if ((status = make_dir(cache->dir, err)) != SL_OK) return status;
   snprintf(modules, sizeof modules, "%s/modules", cache->dir);
-  if ((status = make_dir(modules, err)) != SL_OK) return status;
+  if ((status = sl__make_dirs(modules, err)) != SL_OK) return status;
   return load_secret(cache, err);
 }
 

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/files.h"
 #include "wasm/codegen.h"
 #include "wasm/engine_internal.h"
 #include "wasm/module_info.h"
@@ -108,6 +109,8 @@ void sl__engine_release(sl_engine *engine) {
 }
 
 /* Modules keep the engine alive, so destroying it while they exist is safe. */
+const char *sl_engine_home(const sl_engine *engine) { return engine->home; }
+
 void sl_engine_destroy(sl_engine *engine) { sl__engine_release(engine); }
 
 /* ---- the contract ------------------------------------------------------------------ */

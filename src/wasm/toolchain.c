@@ -17,44 +17,6 @@
 
 extern char **environ;
 
-sl_status sl__read_file(const char *path, uint8_t **data, size_t *len, sl_error *err) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return sl_error_set(err, SL_IO, "%s: %s", path, strerror(errno));
-  sl_status status = SL_OK;
-  uint8_t *buf = NULL;
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    status = sl_error_set(err, SL_IO, "%s: not a regular file", path);
-    goto done;
-  }
-  buf = malloc(st.st_size ? (size_t)st.st_size : 1);
-  if (!buf) {
-    status = sl_error_set(err, SL_NOMEM, "%s: file too large to read", path);
-    goto done;
-  }
-  if (st.st_size && fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
-    status = sl_error_set(err, SL_IO, "%s: short read", path);
-    goto done;
-  }
-  *data = buf;
-  *len = (size_t)st.st_size;
-  buf = NULL;
-done:
-  free(buf);
-  fclose(f);
-  return status;
-}
-
-sl_status sl__write_file(const char *path, const void *data, size_t len, sl_error *err) {
-  FILE *f = fopen(path, "wb");
-  if (!f) return sl_error_set(err, SL_IO, "%s: %s", path, strerror(errno));
-  size_t written = len ? fwrite(data, 1, len, f) : 0;
-  int closed = fclose(f);
-  if (written != len || closed != 0)
-    return sl_error_set(err, SL_IO, "%s: write failed: %s", path, strerror(errno));
-  return SL_OK;
-}
-
 /* First lines of a tool's output, for an error message. */
 static void tail_of_log(const char *log_path, char *out, size_t cap) {
   out[0] = '\0';

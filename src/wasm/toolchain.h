@@ -23,10 +23,5 @@ sl_status sl__run_tools(char **const argvs[], char *const log_paths[], int count
  * so it can run on every load without spawning anything. */
 void sl__tool_identity(const char *program, char *out, size_t cap);
 
-/* Reads a whole file into a malloc'ed buffer. SL_IO with a message on failure. */
-sl_status sl__read_file(const char *path, uint8_t **data, size_t *len, sl_error *err);
-
-/* Writes `len` bytes to `path` (created 0644 or truncated). */
-sl_status sl__write_file(const char *path, const void *data, size_t len, sl_error *err);
 
 #endif

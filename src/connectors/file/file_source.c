@@ -15,6 +15,8 @@
  *                      to its end, then the new one from 0; a truncated one from 0
  *   checkpointing      emit_batch / on_ack / save_checkpoint
  */
+#include "connectors/file/file_source.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -35,15 +37,6 @@
 
 /* The checkpoint file is rewritten at most this often while acks come in. */
 #define SAVE_INTERVAL_MS 200
-
-typedef struct file_source_config {
-  char *path;
-  bool follow;
-  char *start_at;
-  bool checkpoint;
-  uint64_t max_line;
-  uint64_t poll_interval;
-} file_source_config;
 
 /* Why the current file is being read to its end before the next one. */
 typedef enum finish_reason {

@@ -3,36 +3,11 @@
  * resolved against the file's folder, defaults apply, and the spec frees cleanly.
  */
 #include "config_fixture.h"
+#include "connectors/file/file_sink.h"
+#include "connectors/file/file_source.h"
+#include "connectors/http/http_sink.h"
 
 TestSuite(pipeline_load, .init = enter_temp_dir, .fini = leave_temp_dir);
-
-/* The settings structs of connectors, as their tables fill them (src/connectors/). */
-typedef struct file_source_config {
-  char *path;
-  bool follow;
-  char *start_at;
-  bool checkpoint;
-  uint64_t max_line;
-  uint64_t poll_interval;
-} file_source_config;
-
-typedef struct file_sink_config {
-  char *path;
-  uint64_t max_size;
-  int64_t keep;
-  bool fsync;
-} file_sink_config;
-
-typedef struct http_sink_config {
-  char *url;
-  char *method;
-  sl_conf_map headers;
-  int64_t batch;
-  uint64_t timeout;
-  int64_t max_retries;
-  uint64_t backoff;
-  uint64_t max_backoff;
-} http_sink_config;
 
 static const char demo[] = "name: demo\n"
                            "workers: 4\n"

@@ -3,6 +3,7 @@
  * real module must give a clean answer (parsed or SL_BAD_MODULE), never a crash or an
  * out-of-bounds read (AddressSanitizer checks the latter in `make asan`).
  */
+#include "core/files.h"
 #include "../../support/fixture.h"
 #include "wasm/module_info.h"
 #include "wasm/toolchain.h"
