@@ -13,9 +13,10 @@ CFLAGS_COMMON := -std=gnu11 -g -O2 -Wall -Wextra -Werror -Wshadow -Wno-unused-pa
 # --undefined pulls src/core/lsan_suppressions.o out of the archive although nothing calls it.
 LDFLAGS_COMMON := -pthread $(SANITIZE) -Wl,--dynamic-list=src/wasm/host_symbols.list \
                   -Wl,--undefined=__lsan_default_suppressions
-LIBS     := -lh2o -luv -lcurl -lfyaml -ljansson -lssl -lcrypto -ldl -lm
+LIBS     := -lh2o -luv -lcurl -lfyaml -ljansson -lsqlite3 -lssl -lcrypto -ldl -lm
 
-LIB_SRCS := $(wildcard src/core/*.c src/wasm/*.c src/config/*.c src/connectors/*.c src/connectors/*/*.c)
+LIB_SRCS := $(wildcard src/core/*.c src/wasm/*.c src/config/*.c src/connectors/*.c src/connectors/*/*.c \
+                       src/daemon/*.c)
 CLI_SRCS := $(wildcard src/cli/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/src/wasm/guest_prelude_blob.o
 CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
