@@ -125,6 +125,12 @@ typedef struct sl_connector {
 
   /* Releases the instance; for sources, only after sl_source_end. May be NULL. */
   void (*destroy)(void *state);
+
+  /* Sources: several instances may run side by side, each event reaching one of them
+   * (an HTTP listener with SO_REUSEPORT, a broker queue group). A hot swap then starts
+   * the new graph before the old one drains, leaving no gap; otherwise the old graph
+   * drains first. */
+  bool shareable;
 } sl_connector;
 
 /* The registry (src/connectors/registry.c): NULL when no connector has that name+kind. */

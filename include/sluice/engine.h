@@ -142,6 +142,11 @@ typedef struct sl_pool_options {
   const sl_kv *env; /* the guest's WASI environment */
   size_t env_count;
   sl_limits limits;
+  /* Where the guest's stdout/stderr lines go, tagged with node_id; NULL: the engine's log
+   * function. A pipeline sets its own, so each pipeline's processor output reaches that
+   * pipeline's log. Called on the thread running the pool, with `log_user`. */
+  sl_log_fn log;
+  void *log_user;
 } sl_pool_options;
 
 /*
@@ -168,6 +173,8 @@ typedef struct sl_pool_stats {
   uint64_t instances_created;
   uint64_t recycled;     /* instances replaced by recycle_calls or recycle_memory */
   uint64_t memory_bytes; /* linear memory of the current warm instance */
+  uint64_t instances;    /* warm instances alive now: 0 or 1 (0 after a fault or a recycle,
+                            until the next event starts a fresh one) */
 } sl_pool_stats;
 
 void sl_pool_stats_get(const sl_pool *pool, sl_pool_stats *stats);

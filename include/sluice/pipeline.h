@@ -136,13 +136,49 @@ const sl_node_spec *sl_pipeline_spec_node(const sl_pipeline_spec *spec, const ch
 
 typedef struct sl_pipeline sl_pipeline;
 
-/* Counters for one node, summed over workers. */
+/* Buckets of a latency histogram: bucket i counts durations in [2^i, 2^(i+1)) ns, except
+ * that bucket 0 also counts 0 and the last bucket counts everything from 2^39 ns (~9 min)
+ * up. For a Prometheus histogram, bucket i's `le` bound is 2^(i+1) ns. */
+#define SL_LATENCY_BUCKETS 40
+
+/*
+ * Counters for one node since the pipeline was built, summed over workers. Every field
+ * only grows, except queue_depth, instances and memory_bytes, which are current values.
+ * Fields that do not apply to a node's kind are 0.
+ */
 typedef struct sl_node_stats {
   uint64_t events_in;
   uint64_t events_out;
   uint64_t errors; /* events this node failed (routed to <id>.errors, or logged) */
   uint64_t batches;
+  /* Sources: events in flight (emitted, not yet acknowledged). Sinks: batches handed to
+   * the sink and not yet written (queued, or taken by the sink thread and waiting for
+   * their turn). Processors: 0 (a worker runs a batch to completion). */
+  uint64_t queue_depth;
+  /* Cumulative histogram (see SL_LATENCY_BUCKETS). Processors: the time per event, taken
+   * as one sample per batch: the batch's time in sl_pool_process divided by its events
+   * (timing each call would cost a cheap processor a quarter of its throughput), so
+   * quantiles are over batches and one slow event is averaged with its batch. Sinks: one
+   * sample per batch, the time of its write; the batch written last before a flush also
+   * carries the flush's time. Sources: all 0. */
+  uint64_t latency[SL_LATENCY_BUCKETS];
+  uint64_t latency_sum_ns; /* the sum of the samples counted in `latency` (Prometheus _sum) */
+  /* Processors only. instances: warm instances alive now. A pool keeps at most one per
+   * worker; one is discarded after a fault or a recycle and the next event starts a
+   * fresh one, so this is at most the worker count and lower only between a discard and
+   * the next event. recycles: instances replaced by recycle_calls or recycle_memory.
+   * memory_bytes: linear memory of the instances alive now. */
+  uint64_t instances, recycles, memory_bytes;
 } sl_node_stats;
+
+/*
+ * An estimate of the q-quantile (0 <= q <= 1; 0.99 for p99) of a histogram of
+ * SL_LATENCY_BUCKETS buckets, in ns; 0 when the histogram is empty. The rank is found in
+ * its bucket and interpolated linearly inside it, as Prometheus' histogram_quantile does,
+ * so the estimate never leaves the bucket holding the true value (at most 2x off). For
+ * the last bucket, which has no upper bound, it is that bucket's lower bound, 2^39 ns.
+ */
+uint64_t sl_latency_quantile(const uint64_t *buckets, double q);
 
 typedef struct sl_pipeline_options {
   const char *home; /* NULL: $SLUICE_HOME or ~/.sluice (checkpoints under state/) */
@@ -194,7 +230,48 @@ sl_status sl_pipeline_run_test(sl_engine *engine, const sl_pipeline_spec *spec, 
                                const sl_pipeline_options *opts, bool *passed, char **report,
                                size_t *report_len, sl_error *err);
 
-/* Counters for node `id`; false when no such node. */
+/* Counters for node `id`; false when no such node. Any thread, at any time between
+ * sl_pipeline_new and sl_pipeline_destroy; takes no lock a worker waits on. */
 bool sl_pipeline_node_stats(const sl_pipeline *pipeline, const char *id, sl_node_stats *out);
+
+/* --- taps ------------------------------------------------------------------------- */
+
+/*
+ * A tap watches the events at one output of a node while the pipeline runs, for
+ * `sluice tap` and the API's tap stream. A node nobody taps pays one relaxed atomic load
+ * per batch; taps on one node share a lock, so a slow tap callback slows that node.
+ */
+typedef struct sl_tap sl_tap;
+
+/*
+ * Called with the events at the tapped output, one call per batch (never with 0
+ * events): for a source, the batch as emitted, before any processor; for a processor,
+ * its outputs for one batch, or with `errors` the events it failed (copies of the inputs
+ * with metadata `error` and `fault`, as <id>.errors carries them); for a sink, a batch
+ * just before it is written. Runs on a worker thread (sources, processors) or on the
+ * sink's thread, while a lock of the node is held: it must not block, must not add or
+ * remove taps, and must copy what it keeps, since `events` is borrowed for the call.
+ * Calls for one node never overlap.
+ */
+typedef void (*sl_tap_fn)(void *user, const sl_event *events, size_t count);
+
+/*
+ * Adds a tap on node `node_id`'s output, or with `errors` on its <id>.errors output;
+ * batches from then on reach `fn(user, ...)` (one already running may or may not). Does
+ * not change what the pipeline delivers: a processor's failed events are built for the
+ * tap even when no node reads <id>.errors, and are still logged and dropped then.
+ * Any thread but a tap callback's, from sl_pipeline_new until sl_pipeline_destroy.
+ * Statuses: SL_OK (*out is the tap, owned by the pipeline until sl_pipeline_tap_remove
+ * or sl_pipeline_destroy frees it); SL_NOT_FOUND (no such node); SL_INVALID (`errors` on
+ * a source or a sink, which have no errors output). `err` says which.
+ */
+sl_status sl_pipeline_tap_add(sl_pipeline *pipeline, const char *node_id, bool errors, sl_tap_fn fn,
+                              void *user, sl_tap **out, sl_error *err);
+
+/*
+ * Removes and frees a tap. When it returns, no call of the tap's fn is running and none
+ * will start, so `user` may be freed. Any thread but a tap callback's.
+ */
+void sl_pipeline_tap_remove(sl_pipeline *pipeline, sl_tap *tap);
 
 #endif

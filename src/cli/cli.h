@@ -19,6 +19,20 @@ int sl_cmd_test(int argc, char **argv);
 int sl_cmd_types(int argc, char **argv);
 int sl_cmd_validate(int argc, char **argv);
 
+/* The daemon and `sluice dev` (the same manager, in-process). */
+int sl_cmd_up(int argc, char **argv);
+int sl_cmd_dev(int argc, char **argv);
+
+/* Clients of the daemon's API (client.h, docs/reference/api.md). */
+int sl_cmd_deploy(int argc, char **argv);
+int sl_cmd_ls(int argc, char **argv);
+int sl_cmd_get(int argc, char **argv);
+int sl_cmd_rm(int argc, char **argv);
+int sl_cmd_logs(int argc, char **argv);
+int sl_cmd_tap(int argc, char **argv);
+int sl_cmd_top(int argc, char **argv);
+int sl_cmd_rollback(int argc, char **argv);
+
 /* Quick mode: the pipeline `sluice run --source/--wasm/--sink` stands for, as YAML text
  * (malloc'ed, the caller frees). SL_CONFIG with a message for an unknown URI. */
 sl_status sl__quick_pipeline_yaml(const char *source, const char *const *modules,

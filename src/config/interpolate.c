@@ -176,7 +176,7 @@ static bool expand(const sl_load_ctx *ctx, const char *text, size_t len, int nes
   return true;
 }
 
-bool sl__interpolate(const sl_load_ctx *ctx, sl_store *store, const char *text, size_t len,
+bool sl__interpolate(const sl_load_ctx *ctx, sl_conf_store *store, const char *text, size_t len,
                      sl_interp_result *out, char *why, size_t why_cap) {
   out_buf buf = {0};
   bool secret = false;
@@ -192,7 +192,7 @@ bool sl__interpolate(const sl_load_ctx *ctx, sl_store *store, const char *text, 
   return ok;
 }
 
-void sl__interpolate_tree(const sl_load_ctx *ctx, sl_store *store, sl_ynode *node) {
+void sl__interpolate_tree(const sl_load_ctx *ctx, sl_conf_store *store, sl_ynode *node) {
   if (node->interpolated) return;
   node->interpolated = true;
   if (node->type == SL_YAML_MAP) {

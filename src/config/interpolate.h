@@ -25,7 +25,7 @@ typedef struct sl_interp_result {
  * failed to load: its own problem says why), e.g. "HOME is not set (write ${HOME:-default}
  * to give a default)"; `why` never holds a variable's or a secret's value.
  */
-bool sl__interpolate(const sl_load_ctx *ctx, sl_store *store, const char *text, size_t len,
+bool sl__interpolate(const sl_load_ctx *ctx, sl_conf_store *store, const char *text, size_t len,
                      sl_interp_result *out, char *why, size_t why_cap);
 
 /*
@@ -33,6 +33,6 @@ bool sl__interpolate(const sl_load_ctx *ctx, sl_store *store, const char *text, 
  * once even when aliases share it. A failure is reported at the value's place and marks
  * the node `bad`. Results are allocated from `store` (the YAML tree's).
  */
-void sl__interpolate_tree(const sl_load_ctx *ctx, sl_store *store, sl_ynode *node);
+void sl__interpolate_tree(const sl_load_ctx *ctx, sl_conf_store *store, sl_ynode *node);
 
 #endif

@@ -16,7 +16,7 @@ typedef struct sl_secrets sl_secrets;
 typedef struct sl_load_ctx {
   const char *file;            /* the file as given: messages start with it */
   const char *dir;             /* absolute: relative paths resolve against it */
-  sl_store *store;             /* the spec's storage: results live here */
+  sl_conf_store *store;             /* the spec's storage: results live here */
   sl_problems *problems;       /* every problem found */
   const sl_load_options *opts; /* may be NULL */
   const sl_secrets *secrets;   /* NULL until the secrets section is loaded */

@@ -61,7 +61,7 @@ static bool valid_name(const char *name) {
 }
 
 /* "dir/demo.yaml" -> "demo". */
-static char *name_from_file(sl_store *store, const char *file) {
+static char *name_from_file(sl_conf_store *store, const char *file) {
   const char *base = strrchr(file, '/');
   base = base ? base + 1 : file;
   const char *dot = strrchr(base, '.');
@@ -181,7 +181,7 @@ static void build_spec(sl_load_ctx *ctx, sl_ydoc *doc, sl_pipeline_spec *spec) {
 }
 
 /* An absolute version of `dir` (NULL: the working directory). */
-static char *absolute_dir(sl_store *store, const char *dir) {
+static char *absolute_dir(sl_conf_store *store, const char *dir) {
   char resolved[PATH_MAX];
   if (dir && realpath(dir, resolved)) return sl__store_strdup(store, resolved);
   char cwd[PATH_MAX];
@@ -195,7 +195,7 @@ sl_status sl_pipeline_load_text(const char *text, size_t len, const char *displa
                                 const char *dir, const sl_load_options *opts,
                                 sl_pipeline_spec **out, sl_error *err) {
   *out = NULL;
-  sl_store *store = sl__store_new();
+  sl_conf_store *store = sl__store_new();
   sl_pipeline_spec *spec = sl__store_alloc(store, sizeof *spec);
   spec->storage = store;
   spec->file = sl__store_strdup(store, display_name ? display_name : "<pipeline>");

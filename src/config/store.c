@@ -17,17 +17,17 @@ typedef struct chunk {
   _Alignas(16) unsigned char bytes[];
 } chunk;
 
-struct sl_store {
+struct sl_conf_store {
   chunk *head;
 };
 
-sl_store *sl__store_new(void) {
-  sl_store *store = calloc(1, sizeof *store);
+sl_conf_store *sl__store_new(void) {
+  sl_conf_store *store = calloc(1, sizeof *store);
   if (!store) abort();
   return store;
 }
 
-void sl__store_free(sl_store *store) {
+void sl__store_free(sl_conf_store *store) {
   if (!store) return;
   chunk *c = store->head;
   while (c) {
@@ -38,7 +38,7 @@ void sl__store_free(sl_store *store) {
   free(store);
 }
 
-void *sl__store_alloc(sl_store *store, size_t size) {
+void *sl__store_alloc(sl_conf_store *store, size_t size) {
   size = (size + ALIGN - 1) & ~(size_t)(ALIGN - 1);
   if (size == 0) size = ALIGN;
   chunk *c = store->head;
@@ -65,23 +65,23 @@ void *sl__store_alloc(sl_store *store, size_t size) {
   return p;
 }
 
-void *sl__store_array(sl_store *store, size_t count, size_t size) {
+void *sl__store_array(sl_conf_store *store, size_t count, size_t size) {
   if (size && count > SIZE_MAX / size) abort();
   return sl__store_alloc(store, count * size);
 }
 
-char *sl__store_strndup(sl_store *store, const char *text, size_t len) {
+char *sl__store_strndup(sl_conf_store *store, const char *text, size_t len) {
   char *copy = sl__store_alloc(store, len + 1);
   if (len) memcpy(copy, text, len);
   copy[len] = '\0';
   return copy;
 }
 
-char *sl__store_strdup(sl_store *store, const char *text) {
+char *sl__store_strdup(sl_conf_store *store, const char *text) {
   return sl__store_strndup(store, text, strlen(text));
 }
 
-char *sl__store_printf(sl_store *store, const char *fmt, ...) {
+char *sl__store_printf(sl_conf_store *store, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   int n = vsnprintf(NULL, 0, fmt, ap);

@@ -11,23 +11,23 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-typedef struct sl_store sl_store;
+typedef struct sl_conf_store sl_conf_store;
 
 /* Creates an empty store; free it with sl__store_free. */
-sl_store *sl__store_new(void);
+sl_conf_store *sl__store_new(void);
 
 /* Frees the store and everything allocated from it. NULL is fine. */
-void sl__store_free(sl_store *store);
+void sl__store_free(sl_conf_store *store);
 
 /* `size` zeroed bytes (at least 1), aligned for any type, owned by the store. */
-void *sl__store_alloc(sl_store *store, size_t size);
+void *sl__store_alloc(sl_conf_store *store, size_t size);
 
 /* `count` zeroed elements of `size` bytes. */
-void *sl__store_array(sl_store *store, size_t count, size_t size);
+void *sl__store_array(sl_conf_store *store, size_t count, size_t size);
 
 /* NUL-terminated copies owned by the store. */
-char *sl__store_strdup(sl_store *store, const char *text);
-char *sl__store_strndup(sl_store *store, const char *text, size_t len);
-char *sl__store_printf(sl_store *store, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *sl__store_strdup(sl_conf_store *store, const char *text);
+char *sl__store_strndup(sl_conf_store *store, const char *text, size_t len);
+char *sl__store_printf(sl_conf_store *store, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -22,7 +22,7 @@ typedef struct anchor {
 
 typedef struct builder {
   struct fy_parser *parser;
-  sl_store *store;
+  sl_conf_store *store;
   sl_problems *problems;
   anchor *anchors;
   size_t anchor_count, anchor_cap;
@@ -44,7 +44,7 @@ static void *vec_push(vec *v) {
   return (char *)v->items + v->count++ * v->size;
 }
 
-static void *vec_to_store(vec *v, sl_store *store) {
+static void *vec_to_store(vec *v, sl_conf_store *store) {
   void *out = sl__store_array(store, v->count ? v->count : 1, v->size);
   if (v->count) memcpy(out, v->items, v->count * v->size);
   free(v->items);

@@ -44,7 +44,7 @@ struct sl_ynode {
 };
 
 typedef struct sl_ydoc {
-  sl_store *store; /* owns every node and string */
+  sl_conf_store *store; /* owns every node and string */
   sl_ynode *root;  /* NULL when the file holds no document */
 } sl_ydoc;
 

@@ -1,9 +1,11 @@
 /*
- * node_log.c - log lines from nodes and the runtime, with secrets redacted, and a
- * limiter for conditions that could otherwise print a line per event.
+ * node_log.c - log lines from nodes, the runtime and processors' stdout/stderr, with
+ * secrets redacted, and a limiter for conditions that could otherwise print a line per
+ * event.
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "core/pipeline_internal.h"
@@ -55,4 +57,15 @@ void sl_node_log(const sl_node_ctx *node, sl_log_level level, const char *fmt, .
     return;
   }
   fprintf(stderr, "[%s] %s: %s\n", node->id, stream, line);
+}
+
+void sl__processor_log(void *user, const char *node_id, const char *stream, const char *line,
+                       size_t len) {
+  const sl_pipeline *pipeline = user;
+  /* The guest's lines come in pieces of at most 1 KiB (src/wasm/wasi.c); the room above
+   * that is for "***" being longer than a short secret it replaces. */
+  char text[4096];
+  snprintf(text, sizeof text, "%.*s", (int)(len < sizeof text ? len : sizeof text - 1), line);
+  sl_pipeline_spec_redact(pipeline->spec, text, sizeof text);
+  pipeline->log(pipeline->log_user, node_id, stream, text, strlen(text));
 }

@@ -134,6 +134,7 @@ static sl_status init_connector(sl_pipeline *pipeline, size_t i, sl_error *err) 
     rt->sink->pipeline = pipeline;
     rt->sink->node = i;
     sl__batch_queue_init(&rt->sink->queue, pipeline->sink_queue_capacity);
+    atomic_init(&rt->sink->depth, 0);
   }
   return SL_OK;
 }
@@ -169,6 +170,7 @@ sl_status sl_pipeline_new(sl_engine *engine, const sl_pipeline_spec *spec,
     rt->ctx = (sl_node_ctx){spec->name, spec->nodes[i].id, pipeline->state_dir,
                             pipeline->worker_count, pipeline};
     pthread_mutex_init(&rt->limiter.lock, NULL);
+    sl__taps_init(&rt->taps);
   }
   sl_status st = sl__make_dirs(pipeline->state_dir, err);
   for (size_t i = 0; i < spec->node_count && st == SL_OK; i++)
@@ -290,6 +292,7 @@ void sl_pipeline_destroy(sl_pipeline *pipeline) {
     free(rt->proc_config);
     free(rt->proc_env);
     pthread_mutex_destroy(&rt->limiter.lock);
+    sl__taps_destroy(&rt->taps);
   }
   sl__plan_free(&pipeline->plan);
   free(pipeline->nodes);
@@ -298,17 +301,4 @@ void sl_pipeline_destroy(sl_pipeline *pipeline) {
   pthread_mutex_destroy(&pipeline->lock);
   pthread_cond_destroy(&pipeline->changed);
   free(pipeline);
-}
-
-bool sl_pipeline_node_stats(const sl_pipeline *pipeline, const char *id, sl_node_stats *out) {
-  for (size_t i = 0; i < pipeline->spec->node_count; i++) {
-    if (strcmp(pipeline->spec->nodes[i].id, id) != 0) continue;
-    const sl_node_stats_atomic *s = &pipeline->nodes[i].stats;
-    out->events_in = atomic_load(&s->events_in);
-    out->events_out = atomic_load(&s->events_out);
-    out->errors = atomic_load(&s->errors);
-    out->batches = atomic_load(&s->batches);
-    return true;
-  }
-  return false;
 }

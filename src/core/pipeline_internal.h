@@ -6,7 +6,9 @@
  *   worker.c        worker threads: a libuv loop each, their own processor pools
  *   sink_runner.c   one thread per sink: write, flush, acknowledge
  *   pipeline.c      sl_pipeline_new / start / stop / wait / destroy
- *   node_log.c      log lines from nodes, secrets redacted
+ *   node_log.c      log lines from nodes and processors, secrets redacted
+ *   node_stats.c    latency histograms and sl_pipeline_node_stats
+ *   tap.c           taps: watching a node's output while the pipeline runs
  */
 #ifndef SL_CORE_PIPELINE_INTERNAL_H
 #define SL_CORE_PIPELINE_INTERNAL_H
@@ -15,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 #include <uv.h>
 
 #include "core/ack.h"
@@ -59,17 +62,31 @@ void sl__port_return_credits(sl_source_port *port, size_t events);
 
 /* --- worker.c --- */
 
+/* A latency histogram and the sum of its samples (see sl_node_stats). */
+typedef struct sl_latency {
+  atomic_uint_fast64_t buckets[SL_LATENCY_BUCKETS];
+  atomic_uint_fast64_t sum_ns;
+} sl_latency;
+
 typedef struct sl_post {
   void (*fn)(void *arg);
   void *arg;
   struct sl_post *next;
 } sl_post;
 
+/* What a worker publishes about one processor for sl_pipeline_node_stats. The worker is
+ * the only writer (see sl__latency_record), readers sum over workers. */
+typedef struct sl_worker_stats {
+  sl_latency latency;
+  atomic_uint_fast64_t instances, recycles, memory_bytes; /* from sl_pool_stats */
+} sl_worker_stats;
+
 typedef struct sl_worker_node {
   sl_pool *pool;        /* processors: this worker's instances */
   sl_event_list out;    /* outputs of the batch being run */
-  sl_event_list errors; /* failed inputs, when someone reads <id>.errors */
+  sl_event_list errors; /* failed inputs, when someone reads <id>.errors or taps it */
   bool visited;         /* reached by the batch being run */
+  sl_worker_stats stats;
 } sl_worker_node;
 
 typedef struct sl_worker {
@@ -102,6 +119,7 @@ typedef struct sl_sink_runner {
   sl_pipeline *pipeline;
   size_t node;
   sl_batch_queue queue;
+  atomic_uint_fast64_t depth; /* batches pushed and not yet written (queue_depth) */
   pthread_t thread;
   bool thread_started;
 } sl_sink_runner;
@@ -124,10 +142,73 @@ bool sl__log_limiter_allow(sl_log_limiter *limiter, uint64_t *suppressed);
 const char *sl__log_suppressed_note(uint64_t suppressed);
 uint64_t sl__now_ms(void);
 
+/* An sl_log_fn for a processor's stdout/stderr (sl_pool_options.log; `user` is the
+ * pipeline): redacts the pipeline's secrets and hands the line to the pipeline's log. */
+void sl__processor_log(void *user, const char *node_id, const char *stream, const char *line,
+                       size_t len);
+
+/* --- node_stats.c --- */
+
+static inline uint64_t sl__now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline unsigned sl__latency_bucket(uint64_t ns) {
+  if (ns < 2) return 0;
+  unsigned bucket = 63u - (unsigned)__builtin_clzll(ns);
+  return bucket < SL_LATENCY_BUCKETS ? bucket : SL_LATENCY_BUCKETS - 1;
+}
+
+/* Adds `by` to a counter only the calling thread writes: a relaxed load and store, no
+ * locked instruction, and readers on other threads still see whole values. */
+static inline void sl__owned_add(atomic_uint_fast64_t *counter, uint64_t by) {
+  atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + by,
+                        memory_order_relaxed);
+}
+
+/* Counts one duration. Only one thread ever writes a given histogram (a worker its own,
+ * a sink thread its sink's). */
+static inline void sl__latency_record(sl_latency *latency, uint64_t ns) {
+  sl__owned_add(&latency->buckets[sl__latency_bucket(ns)], 1);
+  sl__owned_add(&latency->sum_ns, ns);
+}
+
+/* --- tap.c --- */
+
+struct sl_tap {
+  sl_tap_fn fn;
+  void *user;
+  size_t node;
+  bool errors;
+  struct sl_tap *next;
+};
+
+/* Taps of one node. `count` is read without the lock on every batch; the list and the
+ * calls are under the lock, which is how sl_pipeline_tap_remove knows no call runs. */
+typedef struct sl_node_taps {
+  atomic_uint count;
+  pthread_mutex_t lock;
+  sl_tap *list;
+} sl_node_taps;
+
+/* Whether any tap watches the node: the one check a batch pays when none does. */
+static inline bool sl__tapped(sl_node_taps *taps) {
+  return atomic_load_explicit(&taps->count, memory_order_relaxed) != 0;
+}
+
+/* Calls the node's taps on that output with `events` (nothing when it is empty). */
+void sl__taps_call(sl_node_taps *taps, bool errors, const sl_event_list *events);
+void sl__taps_init(sl_node_taps *taps);
+/* Frees the taps still attached. */
+void sl__taps_destroy(sl_node_taps *taps);
+
 /* --- pipeline.c --- */
 
 typedef struct sl_node_stats_atomic {
   atomic_uint_fast64_t events_in, events_out, errors, batches;
+  sl_latency latency; /* sinks; processors keep theirs per worker (sl_worker_stats) */
 } sl_node_stats_atomic;
 
 typedef struct sl_node_rt {
@@ -139,6 +220,7 @@ typedef struct sl_node_rt {
   sl_sink_runner *sink; /* sinks */
   sl_node_stats_atomic stats;
   sl_log_limiter limiter;
+  sl_node_taps taps;
 } sl_node_rt;
 
 struct sl_pipeline {

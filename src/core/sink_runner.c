@@ -5,6 +5,10 @@
  * Writing on a thread of the sink's own lets a connector use a blocking client and keeps
  * slow networks off the workers. Acks are released here, so a batch counts as delivered
  * only after `write` accepted it.
+ *
+ * This thread is the only writer of its sink's latency histogram (one sample per batch:
+ * its write, plus the flush for the batch written last before one) and the one that
+ * counts queue_depth down as batches are written.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -28,14 +32,25 @@ static void *sink_main(void *arg) {
     /* Write everything taken, then flush once, then acknowledge: a batch is delivered
      * only when its bytes are where the sink promises (written, flushed, answered). */
     sl_work *first = work;
+    /* The last batch's write time waits to be recorded with the flush's. */
+    uint64_t last_write_ns = 0;
+    bool wrote = false;
     for (; work; work = work->next) {
       if (atomic_load(&runner->pipeline->tearing_down)) {
+        atomic_fetch_sub_explicit(&runner->depth, 1, memory_order_relaxed);
         sl__ack_release(work->ack, SL_CLOSED);
         work->ack = NULL;
         continue;
       }
+      if (sl__tapped(&rt->taps)) sl__taps_call(&rt->taps, false, work->batch);
       sl_error err = {{0}};
+      uint64_t start = sl__now_ns();
       sl_status st = connector->write(rt->state, work->batch, &err);
+      uint64_t took = sl__now_ns() - start;
+      if (wrote) sl__latency_record(&rt->stats.latency, last_write_ns);
+      last_write_ns = took;
+      wrote = true;
+      atomic_fetch_sub_explicit(&runner->depth, 1, memory_order_relaxed);
       size_t events = work->batch->count;
       atomic_fetch_add_explicit(&rt->stats.events_in, events, memory_order_relaxed);
       atomic_fetch_add_explicit(&rt->stats.batches, 1, memory_order_relaxed);
@@ -49,7 +64,11 @@ static void *sink_main(void *arg) {
     }
     sl_status flushed = SL_OK;
     sl_error err = {{0}};
+    uint64_t start = sl__now_ns();
     if (connector->flush) flushed = connector->flush(rt->state, &err);
+    if (wrote)
+      sl__latency_record(&rt->stats.latency,
+                         last_write_ns + (connector->flush ? sl__now_ns() - start : 0));
     if (flushed != SL_OK) report_failure(rt, 0, &err);
     for (work = first; work;) {
       sl_work *next = work->next;

@@ -28,6 +28,7 @@ struct sl_module {
   atomic_int refs;
   sl_engine *engine;
   void *dl;                /* dlopen handle of the verified artifact */
+  int so_fd;               /* the memfd `dl` was loaded from; open while `dl` is */
   const sl_guest_api *api; /* the shim's table inside `dl` */
   char name[256];          /* for messages: the file name the module came from */
   char hash[65];

@@ -298,7 +298,10 @@ done:
 }
 
 /* dlopen()s the verified bytes from an anonymous file, so what is loaded is exactly what
- * was checked: nothing can swap the artifact on disk between verification and loading. */
+ * was checked: nothing can swap the artifact on disk between verification and loading.
+ * The file stays open as long as the object is loaded: dlopen() hands back an object
+ * already loaded under the same name, so a closed fd's number, reused by the next
+ * module's memfd, would make "/proc/self/fd/N" load the previous module's code. */
 static sl_status load_shared_object(sl_module *module, const uint8_t *so, size_t len,
                                     sl_error *err) {
   int fd = memfd_create("sluice-guest", MFD_CLOEXEC);
@@ -315,16 +318,20 @@ static sl_status load_shared_object(sl_module *module, const uint8_t *so, size_t
   char path[64];
   snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
   void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  close(fd);
-  if (!dl) return sl_error_set(err, SL_LOAD, "%s: dlopen failed: %s", module->name, dlerror());
+  if (!dl) {
+    close(fd);
+    return sl_error_set(err, SL_LOAD, "%s: dlopen failed: %s", module->name, dlerror());
+  }
   const sl_guest_api *api = dlsym(dl, "sl_guest_exports");
   if (!api || api->abi_version != SL_GUEST_ABI_VERSION || !api->process || !api->realloc ||
       !api->instance_size) {
     dlclose(dl);
+    close(fd);
     return sl_error_set(err, SL_LOAD, "%s: the artifact does not have the expected guest interface",
                         module->name);
   }
   module->dl = dl;
+  module->so_fd = fd;
   module->api = api;
   api->init_module(); /* registers the module's function types */
   return SL_OK;
@@ -419,6 +426,7 @@ void sl_module_release(sl_module *module) {
   if (!module || atomic_fetch_sub(&module->refs, 1) != 1) return;
   /* Every pool holds a reference, so no instance of this module's code exists any more. */
   dlclose(module->dl);
+  close(module->so_fd);
   sl__engine_release(module->engine);
   free(module);
 }

@@ -25,6 +25,8 @@ struct sl_pool {
   size_t environ_count;
   sl_instance *current;
   sl_pool_stats stats;
+  sl_log_fn log; /* the guest's stdout/stderr; NULL: the engine's */
+  void *log_user;
 };
 
 const char *sl_fault_name(sl_fault_kind kind) {
@@ -140,21 +142,26 @@ static sl_status instance_create(sl_pool *pool, sl_instance **out, sl_fault *fau
   inst->guest = (char *)block + SL_GUEST_CTL_SIZE;
   inst->thread = t;
   inst->wasi.node_id = pool->node_id;
-  inst->wasi.log = pool->module->engine->log;
-  inst->wasi.log_user = pool->module->engine->log_user;
+  inst->wasi.log = pool->log ? pool->log : pool->module->engine->log;
+  inst->wasi.log_user = pool->log ? pool->log_user : pool->module->engine->log_user;
   inst->wasi.environ = pool->environ;
   inst->wasi.environ_count = pool->environ_count;
 
   create_call call = {0};
   sl_fault_kind kind = run_guarded(pool, inst, do_create, &call);
   pool->stats.instances_created++;
+  if (kind != SL_FAULT_NONE) describe_fault(fault, kind, t, &pool->limits, call.phase);
+  /* The creating thread may not be the one that runs the instance, and may exit first
+   * (a pipeline is built on a thread of the daemon's API pool, its pools then run and
+   * end on worker threads): let go of it now. sl_pool_process names the thread of
+   * each call. */
+  sl__rt_forget_ctl(t, inst->ctl);
+  inst->thread = NULL;
   if (kind == SL_FAULT_NONE && !call.init_failed) {
     *out = inst;
     return SL_OK;
   }
-  if (kind != SL_FAULT_NONE) {
-    describe_fault(fault, kind, t, &pool->limits, call.phase);
-  } else {
+  if (kind == SL_FAULT_NONE) {
     fault->kind = SL_FAULT_PROCESSOR_ERROR;
     snprintf(fault->message, sizeof fault->message, "init failed: %s", call.error);
   }
@@ -181,6 +188,8 @@ sl_status sl_pool_new(sl_module *module, const sl_pool_options *opts, sl_pool **
   pool->limits = opts->limits;
   sl_limits_resolve(&pool->limits);
   pool->node_id = dup_or_die(opts->node_id ? opts->node_id : "processor");
+  pool->log = opts->log;
+  pool->log_user = opts->log_user;
   pool->config = calloc(opts->config_count + 1, sizeof *pool->config);
   pool->environ = calloc(opts->env_count + 1, sizeof *pool->environ);
   if (!pool->config || !pool->environ) abort();
@@ -283,4 +292,5 @@ sl_status sl_pool_process(sl_pool *pool, const sl_event *in, sl_event_list *out,
 void sl_pool_stats_get(const sl_pool *pool, sl_pool_stats *stats) {
   *stats = pool->stats;
   stats->memory_bytes = pool->current && pool->current->memory ? pool->current->memory->size : 0;
+  stats->instances = pool->current ? 1 : 0;
 }

@@ -147,8 +147,16 @@ static sl_status bind_socket(http_source *src, bool share, int *fd_out, sl_error
  * where the user wants to hear "Address already in use". Port 0 becomes the probe's port.
  */
 static sl_status bind_all(http_source *src, sl_error *err) {
+  sl_status st = SL_OK;
+  src->listen_claimed = true;
+  if (sl__http_listen_claim(src->node->pipeline, src->node->id, src->config->listen)) {
+    /* A hot swap: our own previous version listens here; share it. */
+    for (unsigned w = 0; w < src->worker_count && st == SL_OK; w++)
+      st = bind_socket(src, true, &src->workers[w].listen_fd, err);
+    return st;
+  }
   int probe;
-  sl_status st = bind_socket(src, false, &probe, err);
+  st = bind_socket(src, false, &probe, err);
   if (st != SL_OK) return st;
   struct sockaddr_storage bound;
   socklen_t bound_len = sizeof bound;
@@ -389,6 +397,8 @@ static void stop(void *state) {
 
 static void destroy(void *state) {
   http_source *src = state;
+  if (src->listen_claimed)
+    sl__http_listen_release(src->node->pipeline, src->node->id, src->config->listen);
   for (unsigned w = 0; w < src->worker_count; w++) {
     http_worker *worker = &src->workers[w];
     if (worker->listen_fd >= 0) close(worker->listen_fd);
@@ -427,4 +437,5 @@ const sl_connector sl_http_source = {
     .start = start,
     .stop = stop,
     .destroy = destroy,
+    .shareable = true,
 };

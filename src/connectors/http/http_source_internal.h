@@ -71,6 +71,7 @@ typedef struct http_source {
   atomic_bool serving;  /* start() handed the sockets to the workers */
   atomic_bool stopping; /* stop() was called; it may come before start() is done */
   atomic_uint drained;  /* workers that finished draining; the last one ends the source */
+  bool listen_claimed;  /* registered in listen_registry.c until destroy */
 } http_source;
 
 /* The request handler h2o calls for every request (registered on "/" in init). */
@@ -88,5 +89,11 @@ void sl__http_worker_check_drained(http_worker *worker);
 /* Frees the pending requests left when the loops stopped before their acks came back
  * (only after a failed drain). After the worker threads have stopped. */
 void sl__http_worker_free_pendings(http_worker *worker);
+
+/* listen_registry.c: true when this pipeline's node already listens on `listen` in
+ * this process (a hot swap's old version), so the new one shares it without a probe.
+ * Every claim is paired with a release. */
+bool sl__http_listen_claim(const char *pipeline, const char *node, const char *listen);
+void sl__http_listen_release(const char *pipeline, const char *node, const char *listen);
 
 #endif

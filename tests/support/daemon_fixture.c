@@ -1,0 +1,145 @@
+/*
+ * daemon_fixture.c - see daemon_fixture.h.
+ */
+#include "daemon_fixture.h"
+
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "e2e.h"
+
+void daemon_start(daemon_fixture *d) {
+  if (!d->dir) {
+    d->dir = strdup(e2e_tmpdir());
+    snprintf(d->home, sizeof d->home, "%s/home", d->dir);
+    d->port = e2e_free_port();
+    snprintf(d->url, sizeof d->url, "http://127.0.0.1:%d", d->port);
+  }
+  setenv("SLUICE_HOME", d->home, 1);
+  d->pid = e2e_spawn(d->dir, "up --listen 127.0.0.1:%d", d->port);
+  cr_assert(e2e_wait_port(d->port, 20000), "the daemon did not listen on %d", d->port);
+  char path[600];
+  snprintf(path, sizeof path, "%s/token", d->home);
+  char *token = e2e_read(path);
+  cr_assert(token, "no token file at %s", path);
+  token[strcspn(token, "\n")] = '\0';
+  snprintf(d->token, sizeof d->token, "%s", token);
+  free(token);
+  for (int waited = 0; waited < 30000; waited += 50) {
+    if (daemon_call(d, "GET", "/readyz", NULL, NULL, NULL, 0, NULL) == 200) return;
+    usleep(50 * 1000);
+  }
+  cr_assert_fail("the daemon did not become ready");
+}
+
+int daemon_signal(daemon_fixture *d, int sig) {
+  if (!d->pid) return 0;
+  kill(d->pid, sig);
+  int code = e2e_wait(d->pid, NULL);
+  d->pid = 0;
+  return code;
+}
+
+void daemon_finish(daemon_fixture *d) {
+  daemon_signal(d, SIGTERM);
+  if (d->dir) e2e_rmdir(d->dir);
+  free(d->dir);
+  d->dir = NULL;
+}
+
+typedef struct buffer {
+  char *data;
+  size_t len;
+} buffer;
+
+static size_t collect(char *ptr, size_t size, size_t n, void *user) {
+  buffer *b = user;
+  char *grown = realloc(b->data, b->len + size * n + 1);
+  if (!grown) return 0;
+  memcpy(grown + b->len, ptr, size * n);
+  b->len += size * n;
+  grown[b->len] = '\0';
+  b->data = grown;
+  return size * n;
+}
+
+long daemon_call(const daemon_fixture *d, const char *method, const char *path,
+                 const char *token, const char *content_type, const void *data, size_t len,
+                 char **body) {
+  CURL *curl = curl_easy_init();
+  char url[4096], auth[160], ctype[160];
+  snprintf(url, sizeof url, "%s%s", d->url, path);
+  struct curl_slist *headers = NULL;
+  if (!token) token = d->token;
+  if (*token) {
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    headers = curl_slist_append(headers, auth);
+  }
+  if (content_type) {
+    snprintf(ctype, sizeof ctype, "Content-Type: %s", content_type);
+    headers = curl_slist_append(headers, ctype);
+  }
+  buffer response = {0};
+  curl_easy_setopt(curl, CURLOPT_URL, url);
+  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 120L);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  if (data) {
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, data);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+  }
+  long status = 0;
+  if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  if (body)
+    *body = response.data;
+  else
+    free(response.data);
+  return status;
+}
+
+json_t *daemon_json(const daemon_fixture *d, const char *method, const char *path,
+                    const json_t *request, long *status) {
+  char *text = request ? json_dumps(request, JSON_COMPACT) : NULL;
+  char *body = NULL;
+  *status = daemon_call(d, method, path, NULL, text ? "application/json" : NULL, text,
+                        text ? strlen(text) : 0, &body);
+  free(text);
+  json_error_t err;
+  json_t *out = body ? json_loads(body, 0, &err) : NULL;
+  free(body);
+  return out;
+}
+
+json_t *daemon_deploy(const daemon_fixture *d, const char *name, const char *yaml, long *status) {
+  char path[1024], *body = NULL;
+  snprintf(path, sizeof path, "/v1/pipelines/%s?dir=%s", name, d->dir);
+  *status = daemon_call(d, "PUT", path, NULL, "application/yaml", yaml, strlen(yaml), &body);
+  json_error_t err;
+  json_t *out = body ? json_loads(body, 0, &err) : NULL;
+  if (!out) cr_log_warn("deploy answered %ld: %s", *status, body ? body : "(nothing)");
+  free(body);
+  return out;
+}
+
+bool daemon_wait_count(const daemon_fixture *d, const char *path, const char *field,
+                       long long at_least, int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 50) {
+    long status;
+    json_t *j = daemon_json(d, "GET", path, NULL, &status);
+    long long value = json_integer_value(json_object_get(j, field));
+    json_decref(j);
+    if (value >= at_least) return true;
+    usleep(50 * 1000);
+  }
+  return false;
+}
