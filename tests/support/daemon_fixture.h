@@ -24,7 +24,7 @@ typedef struct daemon_fixture {
 void daemon_start(daemon_fixture *d);
 /* Sends `sig` and waits; returns the exit code (-1 when killed by a signal). */
 int daemon_signal(daemon_fixture *d, int sig);
-/* SIGTERM, then removes the folder. */
+/* SIGTERM (expecting exit 0 when it was running), then removes the folder. */
 void daemon_finish(daemon_fixture *d);
 
 /* One request. `token`: NULL for the daemon's, "" for none. Returns the HTTP status
