@@ -1,6 +1,7 @@
 # bench/bench.mk - `make bench`: builds the benchmark program and its Wasm guests into
 # $(BUILD)/bench/ and runs every benchmark once: the engine benchmarks (about 20 s), then
-# the pipeline benchmarks (bench/pipeline/run.sh, about 1.5 min). docs/benchmarks.md says
+# the pipeline benchmarks (bench/pipeline/run.sh, about 1.5 min), then the control-plane
+# benchmark (bench/daemon/run.sh, about 30 s). docs/benchmarks.md says
 # what each row measures and records a run.
 #
 #   make bench                          the full run
@@ -8,6 +9,8 @@
 #   make bench BENCH_ARGS="--repeats 11"
 #   make bench-pipeline                 only the pipeline benchmarks (bench/pipeline/run.sh)
 #   make bench-pipeline BENCH_PIPELINE_ARGS="--quick"    or "--only http --http-duration 10"
+#   make bench-daemon                   only the control-plane benchmark (bench/daemon/run.sh)
+#   make bench-daemon BENCH_DAEMON_ARGS="--quick"        or "--only swap --duration 10"
 #
 # The native side of the kernel comparison is bench/kernel.c compiled by plain `gcc -O2`;
 # the Wasm side is the same file compiled by clang for wasm32-wasi (clang also runs
@@ -79,15 +82,37 @@ $(BENCH_PIPE_DIR)/native_logfilter: bench/pipeline/native_logfilter.c \
 $(BENCH_PIPE_DIR)/logs.ndjson: $(BENCH_PIPE_DIR)/gen_ndjson
 	$< 1000000 > $@.tmp && mv $@.tmp $@
 
-bench: $(BENCH_DIR)/sluice_bench $(BENCH_GUESTS) $(BENCH_PIPE_DEPS)
+# Control-plane benchmark: a daemon (`sluice up`) started by bench/daemon/run.sh with a
+# temporary SLUICE_HOME; swap_bench times deploy -> first event (against `sluice run`) and
+# the longest output gap during module swaps under HTTP load and on a generate pipeline.
+# swap_bench is plain C over libcurl and jansson.
+BENCH_DAEMON_DIR  := $(BENCH_DIR)/daemon
+BENCH_DAEMON_ARGS ?=
+BENCH_DAEMON_DEPS := $(BUILD)/sluice $(BENCH_DAEMON_DIR)/swap_bench \
+                     $(EXAMPLES_OUT)/passthrough.wasm $(EXAMPLES_OUT)/upper.wasm
+BENCH_DAEMON_RUN   = bench/daemon/run.sh --sluice $(BUILD)/sluice --examples $(EXAMPLES_OUT) \
+                     --tool $(BENCH_DAEMON_DIR)/swap_bench --work $(BENCH_DAEMON_DIR)/run \
+                     $(BENCH_DAEMON_ARGS)
+
+$(BENCH_DAEMON_DIR)/swap_bench: bench/daemon/swap_bench.c
+	@mkdir -p $(dir $@)
+	$(BENCH_NATIVE_CC) $(BENCH_PIPE_CFLAGS) -std=gnu11 -pthread $< -o $@ -lcurl -ljansson
+
+bench: $(BENCH_DIR)/sluice_bench $(BENCH_GUESTS) $(BENCH_PIPE_DEPS) $(BENCH_DAEMON_DEPS)
 	$(BENCH_DIR)/sluice_bench --guests $(BENCH_DIR) --home $(BENCH_DIR)/home \
 	  --v8-script bench/v8_kernel.mjs $(BENCH_ARGS)
 	$(BENCH_PIPE_RUN)
+	$(BENCH_DAEMON_RUN)
 
 # The pipeline benchmarks alone. `make bench` runs the same script after the engine
 # benchmarks, in one recipe, so the two never share the CPUs even under make -j.
 .PHONY: bench-pipeline
 bench-pipeline: $(BENCH_PIPE_DEPS)
 	$(BENCH_PIPE_RUN)
+
+# The control-plane benchmark alone (also the last step of `make bench`).
+.PHONY: bench-daemon
+bench-daemon: $(BENCH_DAEMON_DEPS)
+	$(BENCH_DAEMON_RUN)
 
 -include $(BENCH_OBJS:.o=.d)
