@@ -5,6 +5,7 @@
 #ifndef SL_CLI_H
 #define SL_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -48,6 +49,10 @@ bool sl_parse_millis(const char *text, uint32_t *ms);
  * stderr, secrets redacted. */
 void sl__cli_pipeline_log(void *spec, const char *node_id, const char *stream, const char *line,
                           size_t len);
+
+/* Once a draining command has taken its first SIGINT/SIGTERM (blocked in `set`): exit
+ * 130 at the next one, saying "WHO: ... again". */
+void sl__cli_exit_on_second_signal(const char *who, const sigset_t *set);
 
 /* Maps a library status to the exit code contracts.md §1 asks for. */
 int sl_exit_code_for(sl_status status);

@@ -143,16 +143,6 @@ static void deploy_file(sl_manager *manager, const char *file, char *name, size_
   sl_deploy_result_clear(&result);
 }
 
-static void *second_signal(void *arg) {
-  sigset_t *set = arg;
-  int sig;
-  if (sigwait(set, &sig) == 0) {
-    fprintf(stderr, "sluice dev: %s again: exiting without draining\n", strsignal(sig));
-    _exit(130);
-  }
-  return NULL;
-}
-
 int sl_cmd_dev(int argc, char **argv) {
   const char *arg = NULL;
   for (int i = 1; i < argc; i++) {
@@ -231,8 +221,7 @@ int sl_cmd_dev(int argc, char **argv) {
   }
 
   fprintf(stderr, "sluice dev: stopping, draining\n");
-  pthread_t watcher;
-  if (pthread_create(&watcher, NULL, second_signal, &signals) == 0) pthread_detach(watcher);
+  sl__cli_exit_on_second_signal("sluice dev", &signals);
   sl_manager_destroy(manager);
   sl_log_hub_destroy(logs);
   sl_engine_destroy(engine);

@@ -39,16 +39,6 @@ static void usage(FILE *out) {
           "is taken.\n");
 }
 
-static void *second_signal(void *arg) {
-  sigset_t *set = arg;
-  int sig;
-  if (sigwait(set, &sig) == 0) {
-    fprintf(stderr, "sluice up: %s again: exiting without draining\n", strsignal(sig));
-    _exit(130);
-  }
-  return NULL;
-}
-
 int sl_cmd_up(int argc, char **argv) {
   const char *listen = "127.0.0.1:7400", *cert = NULL, *key = NULL;
   for (int i = 1; i < argc; i++) {
@@ -122,8 +112,7 @@ int sl_cmd_up(int argc, char **argv) {
   int sig = 0;
   sigwait(&signals, &sig);
   fprintf(stderr, "sluice up: %s: stopping the API, draining every pipeline\n", strsignal(sig));
-  pthread_t watcher;
-  if (pthread_create(&watcher, NULL, second_signal, &signals) == 0) pthread_detach(watcher);
+  sl__cli_exit_on_second_signal("sluice up", &signals);
   code = SL_EXIT_OK;
 
 out:
