@@ -256,6 +256,15 @@ static void report_unreachable(const sl_client *client, CURLcode code, const cha
   curl_easy_getinfo(client->curl, CURLINFO_OS_ERRNO, &os_errno);
   const char *reason = detail[0] ? detail : curl_easy_strerror(code);
   if (code == CURLE_COULDNT_CONNECT && os_errno) reason = strerror((int)os_errno);
+  if (code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
+      code == CURLE_SSL_CONNECT_ERROR) {
+    /* The daemon is there; its certificate is not trusted. Starting one would not help. */
+    fprintf(stderr,
+            "sluice: the daemon at %s answered, but its TLS certificate was refused: %s. "
+            "Point SLUICE_CA_CERT at the PEM file of the certificate (or of its CA).\n",
+            client->server, reason);
+    return;
+  }
   fprintf(stderr,
           "sluice: cannot reach the daemon at %s: %s. Start it with `sluice up` (or point "
           "--server / SLUICE_SERVER at a running one).\n",
@@ -344,6 +353,8 @@ static int perform(sl_client *client, const request *req, buffer *body) {
   curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "sluice-cli/0.1.0");
   if (client->loopback) curl_easy_setopt(curl, CURLOPT_PROXY, "");
+  const char *ca = getenv("SLUICE_CA_CERT"); /* a daemon with its own certificate */
+  if (ca && *ca) curl_easy_setopt(curl, CURLOPT_CAINFO, ca);
 
   CURLcode code = curl_easy_perform(curl);
   curl_slist_free_all(headers);
