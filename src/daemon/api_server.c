@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/listen_addr.h"
 #include "daemon/api_server_internal.h"
 
 /* How long a stopping server lets connections finish their last answer. */
@@ -40,96 +41,6 @@
 unsigned sl__api_server_ping_ms = 15000;
 
 /* --- the listen address ------------------------------------------------------------ */
-
-typedef struct listen_addr {
-  struct sockaddr_storage addr;
-  socklen_t len;
-  char display[300]; /* as the user wrote it, for messages */
-} listen_addr;
-
-static sl_status bad_listen(const char *listen, const char *why, sl_error *err) {
-  return sl_error_set(err, SL_CONFIG,
-                      "listen: '%s' %s; expected HOST:PORT or [IPv6]:PORT, e.g. \"127.0.0.1:7400\"",
-                      listen, why);
-}
-
-static void set_port(struct sockaddr_storage *addr, uint16_t port) {
-  if (addr->ss_family == AF_INET6)
-    ((struct sockaddr_in6 *)addr)->sin6_port = htons(port);
-  else
-    ((struct sockaddr_in *)addr)->sin_port = htons(port);
-}
-
-/* A numeric address, or a name's first IPv4 address, else its first IPv6 one. */
-static sl_status resolve(listen_addr *out, const char *listen, const char *host, bool bracketed,
-                         uint16_t port, sl_error *err) {
-  memset(&out->addr, 0, sizeof out->addr);
-  struct sockaddr_in *in4 = (struct sockaddr_in *)&out->addr;
-  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&out->addr;
-  if (!bracketed && inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-    in4->sin_family = AF_INET;
-    out->len = sizeof *in4;
-  } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    out->len = sizeof *in6;
-  } else if (bracketed) {
-    return bad_listen(listen, "has no IPv6 address between the brackets", err);
-  } else {
-    static const int families[] = {AF_INET, AF_INET6};
-    int rc = EAI_NONAME;
-    for (size_t i = 0; i < 2; i++) {
-      struct addrinfo hints = {.ai_family = families[i], .ai_socktype = SOCK_STREAM};
-      struct addrinfo *res = NULL;
-      rc = getaddrinfo(host, NULL, &hints, &res);
-      if (rc != 0) continue;
-      memcpy(&out->addr, res->ai_addr, res->ai_addrlen);
-      out->len = (socklen_t)res->ai_addrlen;
-      freeaddrinfo(res);
-      break;
-    }
-    if (rc != 0)
-      return sl_error_set(err, SL_CONFIG, "listen: cannot resolve host '%s' in '%s': %s", host,
-                          listen, gai_strerror(rc));
-  }
-  set_port(&out->addr, port);
-  return SL_OK;
-}
-
-/* "HOST:PORT", ":PORT" (every address) or "[IPv6]:PORT"; port 0 picks a free one. */
-static sl_status parse_listen(const char *listen, listen_addr *out, sl_error *err) {
-  char host[256];
-  const char *colon;
-  bool bracketed = listen[0] == '[';
-  if (bracketed) {
-    const char *close = strchr(listen, ']');
-    if (!close || close[1] != ':') return bad_listen(listen, "has no ']:' before the port", err);
-    if ((size_t)(close - listen - 1) >= sizeof host)
-      return bad_listen(listen, "has a host that is too long", err);
-    memcpy(host, listen + 1, (size_t)(close - listen - 1));
-    host[close - listen - 1] = '\0';
-    colon = close + 1;
-  } else {
-    colon = strrchr(listen, ':');
-    if (!colon) return bad_listen(listen, "has no port", err);
-    if (memchr(listen, ':', (size_t)(colon - listen)))
-      return bad_listen(listen, "looks like an IPv6 address without brackets", err);
-    if ((size_t)(colon - listen) >= sizeof host)
-      return bad_listen(listen, "has a host that is too long", err);
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-    if (!host[0]) snprintf(host, sizeof host, "0.0.0.0");
-  }
-  const char *digits = colon + 1;
-  unsigned port = 0;
-  if (!*digits) return bad_listen(listen, "has no port", err);
-  for (const char *d = digits; *d; d++) {
-    if (*d < '0' || *d > '9') return bad_listen(listen, "has a port that is not a number", err);
-    port = port * 10 + (unsigned)(*d - '0');
-    if (port > 65535) return bad_listen(listen, "has a port above 65535", err);
-  }
-  snprintf(out->display, sizeof out->display, "%s", listen);
-  return resolve(out, listen, host, bracketed, (uint16_t)port, err);
-}
 
 /* 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104 (what "localhost" resolves to). */
 static bool is_loopback(const struct sockaddr_storage *addr) {
@@ -143,7 +54,7 @@ static bool is_loopback(const struct sockaddr_storage *addr) {
 
 /* A listening socket on `where`; SO_REUSEADDR (restart while old connections linger in
  * TIME_WAIT) but never SO_REUSEPORT. Sets server->address to the bound address. */
-static sl_status bind_listener(sl_api_server *server, const listen_addr *where, int *fd_out,
+static sl_status bind_listener(sl_api_server *server, const sl_listen_addr *where, int *fd_out,
                                sl_error *err) {
   int one = 1;
   int fd = socket(where->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -444,9 +355,10 @@ static sl_status open_loop(sl_api_server *server, int *listen_fd, sl_error *err)
 
 /* --- start and stop ---------------------------------------------------------------- */
 
-static sl_status check_options(const sl_api_server_options *opts, listen_addr *where,
+static sl_status check_options(const sl_api_server_options *opts, sl_listen_addr *where,
                                sl_error *err) {
-  sl_status st = parse_listen(opts->listen ? opts->listen : "", where, err);
+  sl_status st =
+      sl__listen_addr_parse(opts->listen ? opts->listen : "", "127.0.0.1:7400", where, err);
   if (st != SL_OK) return st;
   bool has_cert = opts->tls_cert && opts->tls_cert[0];
   bool has_key = opts->tls_key && opts->tls_key[0];
@@ -507,7 +419,7 @@ static void free_server(sl_api_server *server) {
 sl_status sl_api_server_start(const sl_api_server_options *opts, sl_api_server **out,
                               sl_error *err) {
   *out = NULL;
-  listen_addr where;
+  sl_listen_addr where;
   sl_status st = check_options(opts, &where, err);
   if (st != SL_OK) return st;
 

@@ -34,108 +34,22 @@
 
 static const char *const split_choices[] = {"none", "lines", NULL};
 
-/* --- parsing `listen` ------------------------------------------------------------- */
-
-static sl_status bad_listen(const char *listen, const char *why, sl_error *err) {
-  return sl_error_set(err, SL_CONFIG,
-                      "listen: '%s' %s; expected HOST:PORT, :PORT (every address) or [IPv6]:PORT, "
-                      "e.g. \"127.0.0.1:9000\"",
-                      listen, why);
-}
-
-/* Resolves `host` (a numeric address or a name) into src->addr with `port`. */
-static sl_status resolve(http_source *src, const char *listen, const char *host, bool ipv6_only,
-                         unsigned port, sl_error *err) {
-  memset(&src->addr, 0, sizeof src->addr);
-  struct sockaddr_in *in4 = (struct sockaddr_in *)&src->addr;
-  struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&src->addr;
-  if (!ipv6_only && inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-    in4->sin_family = AF_INET;
-    in4->sin_port = htons((uint16_t)port);
-    src->addr_len = sizeof *in4;
-    return SL_OK;
-  }
-  if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons((uint16_t)port);
-    src->addr_len = sizeof *in6;
-    return SL_OK;
-  }
-  if (ipv6_only) return bad_listen(listen, "has no IPv6 address between the brackets", err);
-  /* A name: its first IPv4 address, else its first IPv6 one. */
-  static const int families[] = {AF_INET, AF_INET6};
-  int rc = EAI_NONAME;
-  for (size_t i = 0; i < 2; i++) {
-    struct addrinfo hints = {.ai_family = families[i], .ai_socktype = SOCK_STREAM}, *res = NULL;
-    rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc != 0) continue;
-    memcpy(&src->addr, res->ai_addr, res->ai_addrlen);
-    src->addr_len = (socklen_t)res->ai_addrlen;
-    freeaddrinfo(res);
-    if (families[i] == AF_INET)
-      in4->sin_port = htons((uint16_t)port);
-    else
-      in6->sin6_port = htons((uint16_t)port);
-    return SL_OK;
-  }
-  return sl_error_set(err, SL_CONFIG, "listen: cannot resolve host '%s' in '%s': %s", host, listen,
-                      gai_strerror(rc));
-}
-
-/* "HOST:PORT", ":PORT" (0.0.0.0) or "[IPv6]:PORT"; port 0 picks a free port at start. */
-static sl_status parse_listen(http_source *src, const char *listen, sl_error *err) {
-  char host[256];
-  const char *colon;
-  bool bracketed = listen[0] == '[';
-  if (bracketed) {
-    const char *close = strchr(listen, ']');
-    if (!close || close[1] != ':') return bad_listen(listen, "has no ']:' before the port", err);
-    if ((size_t)(close - listen - 1) >= sizeof host)
-      return bad_listen(listen, "has a host that is too long", err);
-    memcpy(host, listen + 1, (size_t)(close - listen - 1));
-    host[close - listen - 1] = '\0';
-    colon = close + 1;
-  } else {
-    colon = strrchr(listen, ':');
-    if (!colon) return bad_listen(listen, "has no port", err);
-    if (memchr(listen, ':', (size_t)(colon - listen)))
-      return bad_listen(listen, "looks like an IPv6 address without brackets", err);
-    if ((size_t)(colon - listen) >= sizeof host)
-      return bad_listen(listen, "has a host that is too long", err);
-    memcpy(host, listen, (size_t)(colon - listen));
-    host[colon - listen] = '\0';
-  }
-  const char *digits = colon + 1;
-  unsigned port = 0;
-  if (!*digits) return bad_listen(listen, "has no port", err);
-  for (const char *d = digits; *d; d++) {
-    if (*d < '0' || *d > '9') return bad_listen(listen, "has a port that is not a number", err);
-    port = port * 10 + (unsigned)(*d - '0');
-    if (port > 65535) return bad_listen(listen, "has a port above 65535", err);
-  }
-  if (!host[0] && !bracketed) snprintf(host, sizeof host, "0.0.0.0");
-  sl_status st = resolve(src, listen, host, bracketed, port, err);
-  if (st != SL_OK) return st;
-  snprintf(src->display, sizeof src->display, bracketed ? "[%s]:%u" : "%s:%u", host, port);
-  return SL_OK;
-}
-
 /* --- binding ---------------------------------------------------------------------- */
 
 /* A bound socket on src->addr; with `share`, SO_REUSEPORT and listening. */
 static sl_status bind_socket(http_source *src, bool share, int *fd_out, sl_error *err) {
   int one = 1;
-  int fd = socket(src->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int fd = socket(src->where.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
-    return sl_error_set(err, SL_IO, "cannot listen on %s: socket: %s", src->display,
+    return sl_error_set(err, SL_IO, "cannot listen on %s: socket: %s", src->where.display,
                         strerror(errno));
   if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
       (share && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) ||
-      bind(fd, (const struct sockaddr *)&src->addr, src->addr_len) != 0 ||
+      bind(fd, (const struct sockaddr *)&src->where.addr, src->where.len) != 0 ||
       (share && listen(fd, SOMAXCONN) != 0)) {
     int saved = errno;
     close(fd);
-    return sl_error_set(err, SL_IO, "cannot listen on %s: %s", src->display, strerror(saved));
+    return sl_error_set(err, SL_IO, "cannot listen on %s: %s", src->where.display, strerror(saved));
   }
   *fd_out = fd;
   return SL_OK;
@@ -147,32 +61,22 @@ static sl_status bind_socket(http_source *src, bool share, int *fd_out, sl_error
  * where the user wants to hear "Address already in use". Port 0 becomes the probe's port.
  */
 static sl_status bind_all(http_source *src, sl_error *err) {
-  sl_status st = SL_OK;
   src->listen_claimed = true;
-  if (sl__http_listen_claim(src->node->pipeline, src->node->id, src->config->listen)) {
-    /* A hot swap: our own previous version listens here; share it. */
-    for (unsigned w = 0; w < src->worker_count && st == SL_OK; w++)
-      st = bind_socket(src, true, &src->workers[w].listen_fd, err);
-    return st;
+  /* A hot swap: our own previous version listens here, so share without a probe. */
+  bool ours = sl__http_listen_claim(src->node->pipeline, src->node->id, src->config->listen);
+  if (!ours) {
+    int probe;
+    sl_status st = bind_socket(src, false, &probe, err);
+    if (st != SL_OK) return st;
+    struct sockaddr_storage bound;
+    socklen_t bound_len = sizeof bound;
+    if (getsockname(probe, (struct sockaddr *)&bound, &bound_len) == 0)
+      sl__listen_addr_set_port(&src->where, ntohs(bound.ss_family == AF_INET6
+                                                      ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                      : ((struct sockaddr_in *)&bound)->sin_port));
+    close(probe);
   }
-  int probe;
-  st = bind_socket(src, false, &probe, err);
-  if (st != SL_OK) return st;
-  struct sockaddr_storage bound;
-  socklen_t bound_len = sizeof bound;
-  if (getsockname(probe, (struct sockaddr *)&bound, &bound_len) == 0) {
-    uint16_t port = bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                : ((struct sockaddr_in *)&bound)->sin_port;
-    if (src->addr.ss_family == AF_INET6)
-      ((struct sockaddr_in6 *)&src->addr)->sin6_port = port;
-    else
-      ((struct sockaddr_in *)&src->addr)->sin_port = port;
-    char *colon = strrchr(src->display, ':');
-    if (colon)
-      snprintf(colon + 1, sizeof src->display - (size_t)(colon + 1 - src->display), "%u",
-               ntohs(port));
-  }
-  close(probe);
+  sl_status st = SL_OK;
   for (unsigned w = 0; w < src->worker_count && st == SL_OK; w++)
     st = bind_socket(src, true, &src->workers[w].listen_fd, err);
   return st;
@@ -206,7 +110,7 @@ static void on_unaccepted_closed(uv_handle_t *handle) { free(handle); }
 static void on_connection(uv_stream_t *listener, int status) {
   http_worker *worker = listener->data;
   if (status < 0) {
-    sl_node_log(worker->src->node, SL_LOG_WARN, "accept on %s: %s", worker->src->display,
+    sl_node_log(worker->src->node, SL_LOG_WARN, "accept on %s: %s", worker->src->where.display,
                 uv_strerror(status));
     return;
   }
@@ -244,7 +148,7 @@ static void on_attach(void *arg) {
   }
   if (rc != 0) {
     sl_node_log(src->node, SL_LOG_ERROR, "worker %u cannot serve %s: %s", worker->index,
-                src->display, uv_strerror(rc));
+                src->where.display, uv_strerror(rc));
     close_listener(worker);
   }
 }
@@ -334,7 +238,8 @@ static sl_status init(const sl_node_ctx *node, const void *config, void **state,
   src->node = node;
   src->config = cfg;
   src->split_lines = cfg->split && strcmp(cfg->split, "lines") == 0;
-  sl_status st = parse_listen(src, cfg->listen ? cfg->listen : "", err);
+  sl_status st =
+      sl__listen_addr_parse(cfg->listen ? cfg->listen : "", "127.0.0.1:9000", &src->where, err);
   if (st != SL_OK) {
     free(src);
     return st;
@@ -380,7 +285,7 @@ static sl_status start(void *state, sl_source_port *port, sl_error *err) {
   src->port = port;
   for (unsigned w = 0; w < src->worker_count; w++)
     sl_source_post(port, w, on_attach, &src->workers[w]);
-  sl_node_log(src->node, SL_LOG_INFO, "listening on http://%s%s (%u workers)", src->display,
+  sl_node_log(src->node, SL_LOG_INFO, "listening on http://%s%s (%u workers)", src->where.display,
               src->config->path, src->worker_count);
   atomic_store(&src->serving, true);
   if (atomic_load(&src->stopping)) post_drains(src); /* stop() came while we started */

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include "core/listen_addr.h"
 #include "sluice/connector.h"
 
 typedef struct http_source_config {
@@ -60,9 +61,7 @@ typedef struct http_source {
   const sl_node_ctx *node;
   const http_source_config *config;
   bool split_lines;
-  struct sockaddr_storage addr; /* parsed `listen` */
-  socklen_t addr_len;
-  char display[128];           /* the address as the messages show it */
+  sl_listen_addr where;         /* parsed `listen`; the bound port after start() */
   h2o_globalconf_t globalconf; /* read-only once start() returns */
   bool globalconf_ready;
   sl_source_port *port; /* set by start() */
