@@ -18,20 +18,14 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "../support/daemon_fixture.h"
 #include "../support/e2e.h"
 #include "../support/fixture.h"
 
 /* --- the daemon ------------------------------------------------------------------- */
 
-typedef struct daemon_run {
-  pid_t pid; /* 0 once it exited */
-  int port;
-  char dir[64];   /* the test's folder: pipelines, outputs, client output */
-  char home[128]; /* its SLUICE_HOME */
-  char server[64];
-} daemon_run;
+typedef daemon_fixture daemon_run;
 
-/* One daemon per test; the fini kills it if an assertion ended the test early. */
 static daemon_run daemon_under_test;
 
 /* out = "a/b"; the test fails rather than truncate. */
@@ -76,66 +70,16 @@ static int wait_exit(pid_t pid, long ms) {
   return -1;
 }
 
-static char *up_log(const daemon_run *d) {
-  char path[256];
-  join(path, sizeof path, d->dir, "daemon.err");
-  return e2e_read(path);
-}
-
-/* A fresh folder and home, a free port, `sluice up`, and the environment the clients
- * find it by (SLUICE_HOME for the token, SLUICE_SERVER for the address). */
+/* A fresh folder and home and `sluice up` on a free port (support/daemon_fixture.h). */
 static daemon_run *up_start(void) {
   daemon_run *d = &daemon_under_test;
   memset(d, 0, sizeof *d);
-  snprintf(d->dir, sizeof d->dir, "%s", e2e_tmpdir());
-  join(d->home, sizeof d->home, d->dir, "home");
-  cr_assert_eq(mkdir(d->home, 0700), 0);
-  /* The run's compile cache: a module compiled once serves every test. */
-  const char *shared = getenv("SLUICE_HOME");
-  if (shared && *shared) {
-    char cache[512], link[512];
-    join(cache, sizeof cache, shared, "cache");
-    join(link, sizeof link, d->home, "cache");
-    mkdir(shared, 0700);
-    mkdir(cache, 0700);
-    cr_assert_eq(symlink(cache, link), 0);
-  }
-  setenv("SLUICE_HOME", d->home, 1);
-  unsetenv("SLUICE_TOKEN");
-  d->port = e2e_free_port();
-  snprintf(d->server, sizeof d->server, "http://127.0.0.1:%d", d->port);
-  setenv("SLUICE_SERVER", d->server, 1);
-  char listen[64];
-  snprintf(listen, sizeof listen, "127.0.0.1:%d", d->port);
-  d->pid = spawn(d->dir, "daemon", (const char *const[]){"up", "--listen", listen, NULL});
-  char token[256];
-  join(token, sizeof token, d->home, "token");
-  for (long waited = 0;; waited += 20) {
-    int code = wait_exit(d->pid, 0);
-    if (code >= 0) {
-      d->pid = 0;
-      cr_assert_fail("sluice up exited with %d before listening: %s", code, up_log(d));
-    }
-    struct stat st;
-    if (stat(token, &st) == 0 && e2e_wait_port(d->port, 20)) break;
-    cr_assert(waited < 30000, "sluice up is not listening on %d after 30 s: %s", d->port,
-              up_log(d));
-  }
+  daemon_start(d);
   return d;
 }
 
-/* SIGTERM, then the daemon must drain and exit 0 within a minute. */
-static void up_stop(daemon_run *d) {
-  kill(d->pid, SIGTERM);
-  int code = wait_exit(d->pid, 60000);
-  if (code < 0) {
-    kill(d->pid, SIGKILL);
-    wait_exit(d->pid, 5000);
-  }
-  d->pid = 0;
-  cr_assert_eq(code, 0, "sluice up exited with %d after SIGTERM: %s", code, up_log(d));
-  e2e_rmdir(d->dir);
-}
+/* SIGTERM: the daemon must drain and exit 0. */
+static void up_stop(daemon_run *d) { daemon_finish(d); }
 
 static void kill_leftover_daemon(void) {
   if (daemon_under_test.pid > 0) {
@@ -261,7 +205,7 @@ Test(cli_daemon, deploy_uploads_modules_runs_and_redeploys) {
   copy_module(d, example_path("upper"), "upper.wasm");
   write_upper_pipeline(d, "p.yaml", "t-deploy", 3, "hello {{seq}}", "out.txt");
 
-  e2e_result r = cli(d, "deploy p.yaml --server %s", d->server);
+  e2e_result r = cli(d, "deploy p.yaml --server %s", d->url);
   cr_assert_eq(r.exit_code, 0, "%s%s", r.out, r.err);
   cr_assert(strstr(r.out, "deployed t-deploy version 1"), "%s", r.out);
   cr_assert(strstr(r.err, "upper.wasm: ready ("), "progress lines: %s", r.err);

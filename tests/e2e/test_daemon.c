@@ -224,14 +224,22 @@ static void *deploy_thread(void *arg) {
 Test(daemon, a_second_concurrent_deploy_gets_409, .timeout = 180) {
   daemon_fixture d = {0};
   daemon_start(&d);
-  /* The first deploy compiles a module this home has never seen (a second or more);
-   * the second arrives meanwhile. */
-  char *module = example("upper.wasm");
+  /* The first deploy compiles a module no cache has seen (the Rust example, made unique
+   * by a custom section: about a second of compiling); the second arrives meanwhile. */
+  char *rust = example("upper_rust.wasm");
+  char *module = NULL;
+  cr_assert(asprintf(&module, "%s/race.wasm", d.dir) > 0);
+  char *text = NULL;
+  cr_assert(asprintf(&text, "cp '%s' '%s' && printf '\\000\\026\\005nonce%%016x' %ld >> '%s'", rust,
+                     module, (long)getpid() ^ (long)time(NULL) << 20, module) > 0);
+  cr_assert_eq(system(text), 0);
+  free(text);
+  free(rust);
   char *yaml = generate_yaml("race", 10, module);
   deploy_call first = {&d, yaml, 0}, second = {&d, yaml, 0};
   pthread_t t;
   pthread_create(&t, NULL, deploy_thread, &first);
-  usleep(150 * 1000);
+  usleep(100 * 1000);
   deploy_thread(&second);
   pthread_join(t, NULL);
   cr_expect_eq(first.status, 201);
@@ -333,7 +341,8 @@ static void *load_main(void *arg) {
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)len);
     for (;;) { /* at least once: resend until the source says it has delivered */
       long code = 0;
-      if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+      if (curl_easy_perform(curl) == CURLE_OK)
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
       if (code == 200) break;
       l->retries++;
       usleep(5000);
@@ -344,7 +353,8 @@ static void *load_main(void *arg) {
     double due = (double)(k + 1) / per_thread;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    double elapsed = (double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9;
+    double elapsed =
+        (double)(now.tv_sec - start.tv_sec) + (double)(now.tv_nsec - start.tv_nsec) / 1e9;
     if (due > elapsed) usleep((useconds_t)((due - elapsed) * 1e6));
   }
   fclose(devnull);
@@ -452,9 +462,8 @@ Test(daemon, hot_swap_under_load_loses_nothing, .timeout = 300) {
   }
   cr_log_info("hot swap: %llu events acknowledged in %llu requests (%llu retried), %llu lines, "
               "%llu duplicates, %llu lost",
-              (unsigned long long)acked, (unsigned long long)requests,
-              (unsigned long long)retries, (unsigned long long)lines,
-              (unsigned long long)duplicates, (unsigned long long)lost);
+              (unsigned long long)acked, (unsigned long long)requests, (unsigned long long)retries,
+              (unsigned long long)lines, (unsigned long long)duplicates, (unsigned long long)lost);
   cr_expect_eq(lost, 0, "%llu acknowledged events are missing", (unsigned long long)lost);
   cr_expect_gt(acked, 20000, "the load ran (%llu events)", (unsigned long long)acked);
   free(seen);
@@ -500,7 +509,8 @@ Test(daemon, metrics_pass_promtool_and_stats_count, .timeout = 180) {
             text);
   char *file = strdup(e2e_write(d.dir, "metrics.txt", "%s", text));
   char *cmd = NULL;
-  cr_assert(asprintf(&cmd, "promtool check metrics < '%s' > '%s/promtool.out' 2>&1", file, d.dir) > 0);
+  cr_assert(asprintf(&cmd, "promtool check metrics < '%s' > '%s/promtool.out' 2>&1", file, d.dir) >
+            0);
   int rc = system(cmd);
   char out_path[1024];
   snprintf(out_path, sizeof out_path, "%s/promtool.out", d.dir);
@@ -528,7 +538,8 @@ Test(daemon, module_upload_reports_progress, .timeout = 180) {
                      d.token, module, d.url, out_path) > 0);
   cr_assert_eq(system(cmd), 0);
   char *text = e2e_read(out_path);
-  char *compiling = strstr(text, "\"stage\":\"compiling\""), *ready = strstr(text, "\"stage\":\"ready\"");
+  char *compiling = strstr(text, "\"stage\":\"compiling\""),
+       *ready = strstr(text, "\"stage\":\"ready\"");
   cr_expect(compiling && ready && compiling < ready, "%s", text);
   free(text);
   /* Junk: a failed stage with the engine's reason. */

@@ -9,25 +9,71 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "e2e.h"
+
+/* The run's compile cache (the test process's SLUICE_HOME) linked into a fresh home, so
+ * a module compiles once per run rather than once per test. */
+static void share_cache(const char *home) {
+  const char *shared = getenv("SLUICE_HOME");
+  cr_assert_eq(mkdir(home, 0700), 0, "mkdir %s", home);
+  if (!shared || !*shared) return;
+  char cache[1024], link[1024];
+  snprintf(cache, sizeof cache, "%s/cache", shared);
+  snprintf(link, sizeof link, "%s/cache", home);
+  mkdir(shared, 0700);
+  mkdir(cache, 0700);
+  cr_assert_eq(symlink(cache, link), 0, "symlink %s", link);
+}
+
+/* `sluice up` in d->dir, output in .stdout/.stderr there; it dies with the test. */
+static pid_t spawn_daemon(const daemon_fixture *d) {
+  char listen[64], out[1024], err[1024];
+  snprintf(listen, sizeof listen, "127.0.0.1:%d", d->port);
+  snprintf(out, sizeof out, "%s/.stdout", d->dir);
+  snprintf(err, sizeof err, "%s/.stderr", d->dir);
+  pid_t pid = fork();
+  cr_assert(pid >= 0);
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (!freopen(out, "w", stdout) || !freopen(err, "w", stderr) || chdir(d->dir) != 0) _exit(127);
+    execl(e2e_bin(), "sluice", "up", "--listen", listen, (char *)NULL);
+    _exit(127);
+  }
+  return pid;
+}
 
 void daemon_start(daemon_fixture *d) {
   if (!d->dir) {
     d->dir = strdup(e2e_tmpdir());
     snprintf(d->home, sizeof d->home, "%s/home", d->dir);
+    share_cache(d->home);
     d->port = e2e_free_port();
     snprintf(d->url, sizeof d->url, "http://127.0.0.1:%d", d->port);
   }
+  /* What client commands run by the test find the daemon by. */
   setenv("SLUICE_HOME", d->home, 1);
-  d->pid = e2e_spawn(d->dir, "up --listen 127.0.0.1:%d", d->port);
-  cr_assert(e2e_wait_port(d->port, 20000), "the daemon did not listen on %d", d->port);
+  setenv("SLUICE_SERVER", d->url, 1);
+  unsetenv("SLUICE_TOKEN");
+  d->pid = spawn_daemon(d);
   char path[600];
   snprintf(path, sizeof path, "%s/token", d->home);
+  for (int waited = 0; !e2e_wait_port(d->port, 20); waited += 20) {
+    int status;
+    if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+      d->pid = 0;
+      snprintf(path, sizeof path, "%s/.stderr", d->dir);
+      cr_assert_fail("sluice up exited before listening: %s", e2e_read(path));
+    }
+    cr_assert(waited < 30000, "the daemon did not listen on %d", d->port);
+  }
   char *token = e2e_read(path);
-  cr_assert(token, "no token file at %s", path);
   token[strcspn(token, "\n")] = '\0';
+  cr_assert(token[0], "no token in %s", path);
   snprintf(d->token, sizeof d->token, "%s", token);
   free(token);
   for (int waited = 0; waited < 30000; waited += 50) {
@@ -79,9 +125,8 @@ static size_t collect(char *ptr, size_t size, size_t n, void *user) {
   return size * n;
 }
 
-long daemon_call(const daemon_fixture *d, const char *method, const char *path,
-                 const char *token, const char *content_type, const void *data, size_t len,
-                 char **body) {
+long daemon_call(const daemon_fixture *d, const char *method, const char *path, const char *token,
+                 const char *content_type, const void *data, size_t len, char **body) {
   CURL *curl = curl_easy_init();
   char url[4096], auth[160], ctype[160];
   snprintf(url, sizeof url, "%s%s", d->url, path);

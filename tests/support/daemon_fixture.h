@@ -20,7 +20,10 @@ typedef struct daemon_fixture {
   char url[64]; /* http://127.0.0.1:PORT */
 } daemon_fixture;
 
-/* Starts the daemon (a new folder the first time) and waits until it is ready. */
+/* Starts the daemon (a new folder the first time, its home sharing the run's compile
+ * cache) and waits until it is ready. Sets SLUICE_HOME and SLUICE_SERVER (and unsets
+ * SLUICE_TOKEN) so client commands the test runs find it. The daemon dies with the
+ * test process. */
 void daemon_start(daemon_fixture *d);
 /* Sends `sig` and waits; returns the exit code (-1 when killed by a signal). */
 int daemon_signal(daemon_fixture *d, int sig);
