@@ -202,7 +202,7 @@ static sl_status swap_in(sl_manager *manager, sl_entry *entry, sl_running *next,
       /* The old version drained; run it again rather than nothing. */
       sl_error why = *err, again_err;
       sl_running *back = NULL;
-      if (sl__running_build(manager, &again, NULL, NULL, &back, NULL, &again_err) == SL_OK &&
+      if (sl__running_build(manager, &again, NULL, NULL, NULL, &back, NULL, &again_err) == SL_OK &&
           (atomic_store(&back->version, old_version),
            start(manager, entry, back, &again_err) == SL_OK)) {
         set_state(entry, back, "running", NULL);
@@ -245,24 +245,16 @@ static void result_init(sl_deploy_result *result) {
 
 /* The common tail of deploy, module swap and rollback: `next` is built; take the slot,
  * swap it in, and record it (a new version, or `current` moved to `existing`). */
-static sl_status install(sl_manager *manager, sl_entry *entry, sl_running *next,
-                         int64_t existing, const char *note, sl_deploy_result *result,
-                         sl_error *err) {
+static sl_status install(sl_manager *manager, sl_entry *entry, sl_running *next, int64_t existing,
+                         const char *note, sl_deploy_result *result, sl_error *err) {
   /* The number is known before the swap, so the new graph's log lines carry it; it is
    * only recorded once the graph runs. The slot keeps two deploys from taking one. */
   int64_t version = existing;
   if (!version) {
     if (manager->store) {
-      sl_version *versions = NULL;
-      size_t count = 0;
       sl_error ignored;
-      if (sl_store_list_versions(manager->store, next->name, &versions, &count, &ignored) ==
-              SL_OK &&
-          count)
-        version = versions[count - 1].version + 1;
-      else
-        version = 1;
-      sl_versions_free(versions, count);
+      if (sl_store_next_version(manager->store, next->name, &version, &ignored) != SL_OK)
+        version = 1; /* recording will say what is wrong with the store */
     } else {
       pthread_mutex_lock(&manager->lock);
       version = ++manager->dev_version;
@@ -284,9 +276,12 @@ static sl_status install(sl_manager *manager, sl_entry *entry, sl_running *next,
       recorded = sl_store_set_current(manager->store, result->name, existing, err);
     } else {
       char *modules = json_dumps(pins, JSON_COMPACT | JSON_SORT_KEYS);
-      sl_version v = {.pipeline = next->name, .source = next->recipe.source,
-                      .file = next->recipe.file, .dir = next->recipe.dir,
-                      .modules = modules ? modules : "{}", .note = (char *)note};
+      sl_version v = {.pipeline = next->name,
+                      .source = next->recipe.source,
+                      .file = next->recipe.file,
+                      .dir = next->recipe.dir,
+                      .modules = modules ? modules : "{}",
+                      .note = (char *)note};
       int64_t stored = 0;
       bool created = false;
       recorded = sl_store_add_version(manager->store, &v, &stored, &created, err);
@@ -314,8 +309,8 @@ static sl_status install(sl_manager *manager, sl_entry *entry, sl_running *next,
 
 /* Holds `name`'s deploy slot around `build` + install: a second deploy of the same
  * pipeline, arriving while this one compiles, gets SL_AGAIN (409) at once. */
-typedef sl_status (*build_fn)(sl_manager *manager, void *arg, sl_running **next,
-                              json_t *problems, sl_error *err);
+typedef sl_status (*build_fn)(sl_manager *manager, void *arg, sl_running **next, json_t *problems,
+                              sl_error *err);
 
 static sl_status under_slot(sl_manager *manager, const char *name, build_fn build, void *arg,
                             int64_t existing, const char *note, sl_deploy_result *result,
@@ -334,41 +329,37 @@ typedef struct recipe_build {
   const sl_recipe *recipe;
   const json_t *uploaded;
   const char *expect_name;
+  sl_pipeline_spec *loaded; /* already loaded, or NULL; the build takes it over */
 } recipe_build;
 
-static sl_status build_recipe(sl_manager *manager, void *arg, sl_running **next,
-                              json_t *problems, sl_error *err) {
+static sl_status build_recipe(sl_manager *manager, void *arg, sl_running **next, json_t *problems,
+                              sl_error *err) {
   recipe_build *b = arg;
-  return sl__running_build(manager, b->recipe, b->uploaded, b->expect_name, next, problems, err);
+  sl_pipeline_spec *loaded = b->loaded;
+  b->loaded = NULL;
+  return sl__running_build(manager, b->recipe, b->uploaded, b->expect_name, loaded, next, problems,
+                           err);
 }
 
-sl_status sl_manager_deploy(sl_manager *manager, const sl_deploy *deploy,
-                            sl_deploy_result *result, sl_error *err) {
+sl_status sl_manager_deploy(sl_manager *manager, const sl_deploy *deploy, sl_deploy_result *result,
+                            sl_error *err) {
   result_init(result);
   sl_recipe recipe = {.source = (char *)deploy->source,
                       .source_len = deploy->source_len,
                       .file = (char *)(deploy->file ? deploy->file : "pipeline.yaml"),
                       .dir = (char *)deploy->dir};
-  /* The slot is per name, and the name is in the text: read it first (cheap, pure). */
+  /* The slot is per name, and the name is in the text: load it first (pure, no module
+   * touched); the build then uses this spec rather than loading it again. */
+  recipe_build b = {&recipe, deploy->modules, deploy->expect_name, NULL};
   const char *name = deploy->expect_name;
-  sl_pipeline_spec *peek = NULL;
   if (!name) {
-    const char *dir = recipe.dir ? recipe.dir : sl_engine_home(manager->engine);
-    sl_status status = sl_pipeline_load_text(recipe.source, recipe.source_len, recipe.file, dir,
-                                             NULL, &peek, err);
-    if (status != SL_OK) {
-      sl_running *none = NULL; /* the build reports every problem the same way */
-      status = sl__running_build(manager, &recipe, NULL, NULL, &none, result->problems, err);
-      sl__running_free(none);
-      return status == SL_OK ? sl_error_set(err, SL_CONFIG, "the pipeline changed while read")
-                             : status;
-    }
-    name = peek->name;
+    sl_status status = sl__recipe_load(manager, &recipe, &b.loaded, result->problems, err);
+    if (status != SL_OK) return status;
+    name = b.loaded->name;
   }
-  recipe_build b = {&recipe, deploy->modules, deploy->expect_name};
   sl_status status = under_slot(manager, name, build_recipe, &b, 0,
                                 deploy->note ? deploy->note : "deploy", result, err);
-  sl_pipeline_spec_free(peek);
+  sl_pipeline_spec_free(b.loaded); /* not taken when the slot was busy */
   return status;
 }
 
@@ -381,13 +372,17 @@ static sl_status stored_recipe(sl_manager *manager, const char *name, int64_t ve
   if (status != SL_OK) return status;
   json_error_t jerr;
   json_t *pins = json_loads(v.modules ? v.modules : "{}", 0, &jerr);
-  *recipe = (sl_recipe){.source = v.source, .source_len = strlen(v.source), .file = v.file,
-                        .dir = v.dir, .pins = pins};
+  *recipe = (sl_recipe){.source = v.source,
+                        .source_len = strlen(v.source),
+                        .file = v.file,
+                        .dir = v.dir,
+                        .pins = pins};
   *number = v.version;
   v.source = v.file = v.dir = NULL;
   sl_version_clear(&v);
-  return pins ? SL_OK : sl_error_set(err, SL_IO, "version %lld of '%s': unreadable module pins",
-                                      (long long)*number, name);
+  return pins ? SL_OK
+              : sl_error_set(err, SL_IO, "version %lld of '%s': unreadable module pins",
+                             (long long)*number, name);
 }
 
 sl_status sl_manager_swap_module(sl_manager *manager, const char *name, const char *node,
@@ -401,7 +396,7 @@ sl_status sl_manager_swap_module(sl_manager *manager, const char *name, const ch
   json_object_set_new(recipe.pins, node, json_string(sha256));
   char note[300];
   snprintf(note, sizeof note, "module %s", node);
-  recipe_build b = {&recipe, NULL, name};
+  recipe_build b = {&recipe, NULL, name, NULL};
   status = under_slot(manager, name, build_recipe, &b, 0, note, result, err);
   sl__recipe_clear(&recipe);
   return status;
@@ -424,9 +419,8 @@ sl_status sl_manager_rollback(sl_manager *manager, const char *name, int64_t to,
       if (versions[i].version < current) to = versions[i].version;
     sl_versions_free(versions, count);
     if (to <= 0)
-      return sl_error_set(err, SL_NOT_FOUND,
-                          "'%s' has no version before %lld to roll back to", name,
-                          (long long)current);
+      return sl_error_set(err, SL_NOT_FOUND, "'%s' has no version before %lld to roll back to",
+                          name, (long long)current);
   }
   sl_recipe recipe;
   int64_t number;
@@ -434,7 +428,7 @@ sl_status sl_manager_rollback(sl_manager *manager, const char *name, int64_t to,
   if (status == SL_NOT_FOUND)
     return sl_error_set(err, status, "'%s' has no version %lld", name, (long long)to);
   if (status != SL_OK) return status;
-  recipe_build b = {&recipe, NULL, name};
+  recipe_build b = {&recipe, NULL, name, NULL};
   status = under_slot(manager, name, build_recipe, &b, number, NULL, result, err);
   sl__recipe_clear(&recipe);
   return status;
@@ -478,8 +472,7 @@ void sl_manager_restore(sl_manager *manager) {
   sl_pipeline_row *rows = NULL;
   size_t count = 0;
   sl_error err;
-  if (!manager->store ||
-      sl_store_list_pipelines(manager->store, &rows, &count, &err) != SL_OK) {
+  if (!manager->store || sl_store_list_pipelines(manager->store, &rows, &count, &err) != SL_OK) {
     atomic_store(&manager->ready, true);
     return;
   }
@@ -490,7 +483,7 @@ void sl_manager_restore(sl_manager *manager) {
     int64_t number = 0;
     sl_status status = stored_recipe(manager, rows[i].name, 0, &recipe, &number, &err);
     if (status == SL_OK) {
-      recipe_build b = {&recipe, NULL, rows[i].name};
+      recipe_build b = {&recipe, NULL, rows[i].name, NULL};
       status = under_slot(manager, rows[i].name, build_recipe, &b, number, NULL, &result, &err);
       sl__recipe_clear(&recipe);
     }

@@ -150,11 +150,26 @@ static sl_status pin_module(sl_running *run, const sl_recipe *recipe, const json
   return SL_OK;
 }
 
+sl_status sl__recipe_load(sl_manager *manager, const sl_recipe *recipe, sl_pipeline_spec **spec,
+                          json_t *problems, sl_error *err) {
+  const char *dir = recipe->dir ? recipe->dir : sl_engine_home(manager->engine);
+  const char *file = recipe->file ? recipe->file : "pipeline.yaml";
+  sl_status status =
+      sl_pipeline_load_text(recipe->source, recipe->source_len, file, dir, NULL, spec, err);
+  if (status == SL_OK) return SL_OK;
+  add_problems(problems, err->message);
+  return status == SL_IO ? SL_CONFIG : status; /* an unreadable secret file: the request's */
+}
+
 sl_status sl__running_build(sl_manager *manager, const sl_recipe *recipe, const json_t *uploaded,
-                            const char *expect_name, sl_running **out, json_t *problems,
-                            sl_error *err) {
+                            const char *expect_name, sl_pipeline_spec *loaded, sl_running **out,
+                            json_t *problems, sl_error *err) {
   sl_running *run = calloc(1, sizeof *run);
-  if (!run) return sl_error_set(err, SL_NOMEM, "out of memory");
+  if (!run) {
+    sl_pipeline_spec_free(loaded);
+    return sl_error_set(err, SL_NOMEM, "out of memory");
+  }
+  run->spec = loaded;
   run->manager = manager;
   pthread_mutex_init(&run->sample_lock, NULL);
   run->pins = json_object();
@@ -163,18 +178,15 @@ sl_status sl__running_build(sl_manager *manager, const sl_recipe *recipe, const 
     sl__running_free(run);
     return sl_error_set(err, SL_NOMEM, "out of memory");
   }
-  const char *dir = recipe->dir ? recipe->dir : sl_engine_home(manager->engine);
-  status = sl_pipeline_load_text(recipe->source, recipe->source_len, run->recipe.file, dir, NULL,
-                                 &run->spec, err);
-  if (status != SL_OK) {
-    add_problems(problems, err->message);
+  if (!run->spec &&
+      (status = sl__recipe_load(manager, recipe, &run->spec, problems, err)) != SL_OK) {
     sl__running_free(run);
-    return status == SL_IO ? SL_CONFIG : status;
+    return status;
   }
   if (expect_name && strcmp(expect_name, run->spec->name) != 0) {
     status = problem(problems, err, SL_CONFIG, run->spec, NULL,
-                     "%s: the pipeline is named '%s', but the request is for '%s'",
-                     run->spec->file, run->spec->name, expect_name);
+                     "%s: the pipeline is named '%s', but the request is for '%s'", run->spec->file,
+                     run->spec->name, expect_name);
     sl__running_free(run);
     return status;
   }
@@ -211,8 +223,8 @@ sl_status sl__running_build(sl_manager *manager, const sl_recipe *recipe, const 
     sl__running_free(run);
     return sl_error_set(err, SL_NOMEM, "out of memory");
   }
-  sl_pipeline_options opts = {.home = sl_engine_home(manager->engine), .log = run_log,
-                              .log_user = run};
+  sl_pipeline_options opts = {
+      .home = sl_engine_home(manager->engine), .log = run_log, .log_user = run};
   status = sl_pipeline_new(manager->engine, run->spec, &opts, &run->pipeline, err);
   if (status != SL_OK) {
     add_problems(problems, err->message);

@@ -60,11 +60,15 @@ typedef struct sl_running {
   sl_node_sample *samples; /* per spec node */
 } sl_running;
 
+/* Loads and validates a recipe's text; every problem is appended to `problems`. */
+sl_status sl__recipe_load(sl_manager *manager, const sl_recipe *recipe, sl_pipeline_spec **spec,
+                          json_t *problems, sl_error *err);
 /* Builds `recipe` (pins from recipe->pins win over the text and `uploaded`).
- * `uploaded` maps absolute module paths to hashes (api.md "Deploy"). */
+ * `uploaded` maps absolute module paths to hashes (api.md "Deploy"). `loaded`, when not
+ * NULL, is the recipe's spec already loaded by sl__recipe_load; it is taken over. */
 sl_status sl__running_build(sl_manager *manager, const sl_recipe *recipe, const json_t *uploaded,
-                            const char *expect_name, sl_running **out, json_t *problems,
-                            sl_error *err);
+                            const char *expect_name, sl_pipeline_spec *loaded, sl_running **out,
+                            json_t *problems, sl_error *err);
 /* Stops (if started), waits for the drain, destroys. */
 void sl__running_free(sl_running *run);
 

@@ -43,8 +43,11 @@ static double mono_ms(void) {
 static bool valid_utf8(const uint8_t *s, size_t len) {
   for (size_t i = 0; i < len;) {
     uint8_t c = s[i];
-    size_t extra = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2
-                 : (c & 0xF8) == 0xF0 ? 3 : 4;
+    size_t extra = c < 0x80             ? 0
+                   : (c & 0xE0) == 0xC0 ? 1
+                   : (c & 0xF0) == 0xE0 ? 2
+                   : (c & 0xF8) == 0xF0 ? 3
+                                        : 4;
     if (extra == 4 || extra > len - i - 1) return false;
     for (size_t k = 1; k <= extra; k++)
       if ((s[i + k] & 0xC0) != 0x80) return false;
@@ -79,9 +82,9 @@ static json_t *event_json(const sl_tap_sub *sub, const sl_event *ev, uint64_t dr
     json_object_set_new(meta, key,
                         json_stringn((const char *)ev->meta[m].value.ptr, ev->meta[m].value.len));
   }
-  json_t *out = json_pack("{s:s, s:s, s:o, s:I}", "node", sub->node, "output",
-                          sub->errors ? "errors" : "out", "meta", meta, "dropped",
-                          (json_int_t)dropped);
+  json_t *out =
+      json_pack("{s:s, s:s, s:o, s:I}", "node", sub->node, "output", sub->errors ? "errors" : "out",
+                "meta", meta, "dropped", (json_int_t)dropped);
   if (!out) return NULL;
   if (valid_utf8(ev->payload.ptr, ev->payload.len)) {
     json_object_set_new(out, "payload",
@@ -173,7 +176,8 @@ void sl__taps_detach(sl_manager *manager, sl_entry *entry, sl_running *run) {
 /* Caller holds tap_lock and has unlinked `sub`. */
 static void sub_end(sl_tap_sub *sub) {
   for (int b = 0; b < 2; b++)
-    if (sub->bindings[b].pipeline) sl_pipeline_tap_remove(sub->bindings[b].pipeline, sub->bindings[b].tap);
+    if (sub->bindings[b].pipeline)
+      sl_pipeline_tap_remove(sub->bindings[b].pipeline, sub->bindings[b].tap);
   sl_api_stream_end(sub->stream);
   pthread_mutex_destroy(&sub->lock);
   free(sub->node);
@@ -205,13 +209,13 @@ sl_status sl_manager_tap(sl_manager *manager, const char *name, const char *node
   sl_status status = SL_OK;
   const sl_node_spec *spec = entry->run ? sl_pipeline_spec_node(entry->run->spec, node) : NULL;
   if (!entry->run)
-    status = sl_error_set(err, SL_NOT_FOUND, "pipeline '%s' is not running (%s)", name,
-                          entry->status);
+    status =
+        sl_error_set(err, SL_NOT_FOUND, "pipeline '%s' is not running (%s)", name, entry->status);
   else if (!spec)
     status = sl_error_set(err, SL_NOT_FOUND, "pipeline '%s' has no node '%s'", name, node);
   else if (errors && spec->kind != SL_NODE_PROCESSOR)
-    status = sl_error_set(err, SL_INVALID, "node '%s' is a %s: only processors have .errors",
-                          node, spec->kind == SL_NODE_SOURCE ? "source" : "sink");
+    status = sl_error_set(err, SL_INVALID, "node '%s' is a %s: only processors have .errors", node,
+                          spec->kind == SL_NODE_SOURCE ? "source" : "sink");
   sl_tap_sub *sub = status == SL_OK ? calloc(1, sizeof *sub) : NULL;
   if (status == SL_OK && (!sub || !(sub->node = strdup(node)))) {
     free(sub);

@@ -188,8 +188,8 @@ json_t *sl_manager_describe(sl_manager *manager, const char *name) {
     json_t *nodes = json_array();
     for (size_t i = 0; i < run->spec->node_count; i++) {
       const sl_node_spec *node = &run->spec->nodes[i];
-      json_array_append_new(nodes, json_pack("{s:s, s:s, s:s}", "id", node->id, "type",
-                                             node->type, "kind", kind_name(node->kind)));
+      json_array_append_new(nodes, json_pack("{s:s, s:s, s:s}", "id", node->id, "type", node->type,
+                                             "kind", kind_name(node->kind)));
     }
     json_object_set_new(out, "nodes", nodes);
   }
@@ -202,11 +202,10 @@ json_t *sl_manager_describe(sl_manager *manager, const char *name) {
   if (manager->store &&
       sl_store_list_versions(manager->store, name, &list, &count, &err) == SL_OK) {
     for (size_t i = 0; i < count; i++)
-      json_array_append_new(versions,
-                            json_pack("{s:I, s:I, s:s, s:b}", "version",
-                                      (json_int_t)list[i].version, "created_at",
-                                      (json_int_t)list[i].created_at_ms, "note",
-                                      list[i].note ? list[i].note : "", "current", list[i].current));
+      json_array_append_new(
+          versions, json_pack("{s:I, s:I, s:s, s:b}", "version", (json_int_t)list[i].version,
+                              "created_at", (json_int_t)list[i].created_at_ms, "note",
+                              list[i].note ? list[i].note : "", "current", list[i].current));
     sl_versions_free(list, count);
   }
   json_object_set_new(out, "versions", versions);
@@ -230,11 +229,11 @@ static json_t *entry_stats(const sl_entry *entry) {
       const sl_node_sample *sample = &run->samples[i];
       json_array_append_new(
           nodes,
-          json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:I, s:f, s:f, s:I, s:I, s:I}",
-                    "id", node->id, "kind", kind_name(node->kind), "type", node->type,
-                    "events_in", (json_int_t)total.events_in, "events_out",
-                    (json_int_t)total.events_out, "errors", (json_int_t)total.errors, "rate_in",
-                    rounded(sample->rate_in), "rate_out", rounded(sample->rate_out), "queue_depth",
+          json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:I, s:f, s:f, s:I, s:I, s:I}", "id",
+                    node->id, "kind", kind_name(node->kind), "type", node->type, "events_in",
+                    (json_int_t)total.events_in, "events_out", (json_int_t)total.events_out,
+                    "errors", (json_int_t)total.errors, "rate_in", rounded(sample->rate_in),
+                    "rate_out", rounded(sample->rate_out), "queue_depth",
                     (json_int_t)live.queue_depth, "p50_us", window_quantile(sample, &live, 0.5),
                     "p99_us", window_quantile(sample, &live, 0.99), "instances",
                     (json_int_t)live.instances, "recycles", (json_int_t)live.recycles,

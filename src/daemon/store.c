@@ -334,6 +334,32 @@ done:
   return status;
 }
 
+/* The number the next version of `pipeline` gets (1 for a new one). Caller holds the lock. */
+static sl_status next_version_locked(sl_store *s, const char *pipeline, int64_t *out,
+                                     sl_error *err) {
+  sqlite3_stmt *stmt = NULL;
+  sl_status status = prepare(
+      s, "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE pipeline = ?1", &stmt, err);
+  if (status != SL_OK) return status;
+  bind_text(stmt, 1, pipeline);
+  if (sqlite3_step(stmt) == SQLITE_ROW)
+    *out = sqlite3_column_int64(stmt, 0);
+  else
+    status = db_fail(s, err, "numbering a version");
+  sqlite3_finalize(stmt);
+  return status;
+}
+
+sl_status sl_store_next_version(sl_store *s, const char *pipeline, int64_t *version,
+                                sl_error *err) {
+  sl_status status = check_name(pipeline, err);
+  if (status != SL_OK) return status;
+  pthread_mutex_lock(&s->lock);
+  status = next_version_locked(s, pipeline, version, err);
+  pthread_mutex_unlock(&s->lock);
+  return status;
+}
+
 sl_status sl_store_add_version(sl_store *s, const sl_version *v, int64_t *version_out,
                                bool *created, sl_error *err) {
   sl_status status = check_name(v->pipeline, err);
@@ -363,16 +389,8 @@ sl_status sl_store_add_version(sl_store *s, const sl_version *v, int64_t *versio
     if (status != SL_OK) goto done;
   }
 
-  status = prepare(s, "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE pipeline = ?1",
-                   &stmt, err);
+  status = next_version_locked(s, v->pipeline, &version, err);
   if (status != SL_OK) goto done;
-  bind_text(stmt, 1, v->pipeline);
-  if (sqlite3_step(stmt) != SQLITE_ROW) {
-    status = db_fail(s, err, "numbering a version");
-    goto done;
-  }
-  version = sqlite3_column_int64(stmt, 0);
-  sqlite3_finalize(stmt);
 
   status = prepare(s,
                    "INSERT INTO versions(pipeline, version, source, file, dir, modules,"

@@ -82,6 +82,10 @@ void sl_version_clear(sl_version *v);
 sl_status sl_store_add_version(sl_store *s, const sl_version *v, int64_t *version_out,
                                bool *created, sl_error *err);
 
+/* The number sl_store_add_version would give `pipeline`'s next version (1 for a new
+ * pipeline). A hint: another writer may take it first; add_version's number wins. */
+sl_status sl_store_next_version(sl_store *s, const char *pipeline, int64_t *version, sl_error *err);
+
 /* Makes `version` the current one of `pipeline` (a rollback moves the pointer; the next add
  * still gets max+1). SL_OK; SL_NOT_FOUND (no such pipeline or version); SL_IO. */
 sl_status sl_store_set_current(sl_store *s, const char *pipeline, int64_t version, sl_error *err);
