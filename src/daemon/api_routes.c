@@ -3,8 +3,8 @@
  * request, asks the manager or the store, and answers; the server (api_server.c) has
  * already checked the token and matched the path.
  */
-#include <stdio.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -72,16 +72,15 @@ static bool has_prefix(const char *text, const char *prefix) {
 /* Statuses that mean "the request was wrong", for deploy-like routes. */
 static bool invalid_request(sl_status status) {
   return status == SL_CONFIG || status == SL_BAD_MODULE || status == SL_COMPILE ||
-         status == SL_LOAD || status == SL_INIT || status == SL_NOT_FOUND ||
-         status == SL_INVALID;
+         status == SL_LOAD || status == SL_INIT || status == SL_NOT_FOUND || status == SL_INVALID;
 }
 
 static void reply_deploy(sl_api_reply *reply, sl_status status, sl_deploy_result *result,
                          const sl_error *err, int not_found_code) {
   if (status == SL_OK) {
     json_t *body = json_pack("{s:s, s:I, s:s, s:s, s:f, s:O}", "name", result->name, "version",
-                             (json_int_t)result->version, "status", "running", "swap",
-                             result->swap, "swap_ms", round(result->swap_ms * 1e3) / 1e3, "modules",
+                             (json_int_t)result->version, "status", "running", "swap", result->swap,
+                             "swap_ms", round(result->swap_ms * 1e3) / 1e3, "modules",
                              result->modules ? result->modules : json_object());
     sl_api_reply_json(reply, result->created ? 201 : 200, body);
   } else if (status == SL_AGAIN) {
@@ -158,7 +157,8 @@ static void deploy(sl_daemon *d, const sl_api_request *req, sl_api_reply *reply,
     }
     deploy.modules = modules;
   } else {
-    if (req->body_len == 0) return sl_api_reply_error(reply, 400, "the body is empty: send a pipeline");
+    if (req->body_len == 0)
+      return sl_api_reply_error(reply, 400, "the body is empty: send a pipeline");
     deploy.source = (const char *)req->body;
     deploy.source_len = req->body_len;
     if (query_param(req->query, "file", file, sizeof file)) deploy.file = file;
@@ -197,17 +197,20 @@ static void delete_pipeline(void *user, const sl_api_request *req, sl_api_reply 
   if (status == SL_OK)
     return sl_api_reply_json(reply, 200,
                              json_pack("{s:s, s:b}", "name", req->params[0], "deleted", 1));
-  sl_api_reply_error(reply, status == SL_NOT_FOUND ? 404 : status == SL_AGAIN ? 409 : 500, "%s",
-                     err.message);
+  sl_api_reply_error(reply,
+                     status == SL_NOT_FOUND ? 404
+                     : status == SL_AGAIN   ? 409
+                                            : 500,
+                     "%s", err.message);
 }
 
 static json_t *version_json(const sl_version *v, bool with_source) {
   json_error_t jerr;
   json_t *modules = json_loads(v->modules ? v->modules : "{}", 0, &jerr);
-  json_t *out = json_pack("{s:I, s:I, s:s, s:b, s:o}", "version", (json_int_t)v->version,
-                          "created_at", (json_int_t)v->created_at_ms, "note",
-                          v->note ? v->note : "", "current", v->current, "modules",
-                          modules ? modules : json_object());
+  json_t *out =
+      json_pack("{s:I, s:I, s:s, s:b, s:o}", "version", (json_int_t)v->version, "created_at",
+                (json_int_t)v->created_at_ms, "note", v->note ? v->note : "", "current", v->current,
+                "modules", modules ? modules : json_object());
   if (with_source && out) {
     json_object_set_new(out, "source", json_string(v->source));
     json_object_set_new(out, "file", json_string(v->file ? v->file : ""));
@@ -222,7 +225,8 @@ static void list_versions(void *user, const sl_api_request *req, sl_api_reply *r
   size_t count = 0;
   sl_error err = {{0}};
   sl_status status = sl_store_list_versions(d->store, req->params[0], &versions, &count, &err);
-  if (status == SL_NOT_FOUND) return sl_api_reply_error(reply, 404, "no pipeline '%s'", req->params[0]);
+  if (status == SL_NOT_FOUND)
+    return sl_api_reply_error(reply, 404, "no pipeline '%s'", req->params[0]);
   if (status != SL_OK) return sl_api_reply_error(reply, 500, "%s", err.message);
   json_t *list = json_array();
   for (size_t i = 0; i < count; i++) json_array_append_new(list, version_json(&versions[i], false));
@@ -234,7 +238,8 @@ static void get_version(void *user, const sl_api_request *req, sl_api_reply *rep
   sl_daemon *d = user;
   char *end;
   long long n = strtoll(req->params[1], &end, 10);
-  if (*end || n <= 0) return sl_api_reply_error(reply, 400, "'%s' is not a version number", req->params[1]);
+  if (*end || n <= 0)
+    return sl_api_reply_error(reply, 400, "'%s' is not a version number", req->params[1]);
   sl_version v = {0};
   sl_error err = {{0}};
   sl_status status = sl_store_get_version(d->store, req->params[0], n, &v, &err);
@@ -295,7 +300,8 @@ static void put_node_module(void *user, const sl_api_request *req, sl_api_reply 
     bool existed;
     char name[300];
     snprintf(name, sizeof name, "%s.wasm", req->params[1]);
-    sl_status status = upload_module(d, req->body, req->body_len, name, sha256, &info, &existed, &err);
+    sl_status status =
+        upload_module(d, req->body, req->body_len, name, sha256, &info, &existed, &err);
     if (status != SL_OK)
       return sl_api_reply_error(reply, invalid_request(status) ? 400 : 500, "%s", err.message);
   }
@@ -325,9 +331,8 @@ static void get_logs(void *user, const sl_api_request *req, sl_api_reply *reply)
   uint64_t tail;
   if (!query_uint(req->query, "tail", 100, &tail))
     return sl_api_reply_error(reply, 400, "tail: expected a number of lines");
-  json_t *known = sl_manager_describe(d->manager, name);
-  if (!known) return sl_api_reply_error(reply, 404, "no pipeline '%s'", name);
-  json_decref(known);
+  if (!sl_manager_has(d->manager, name))
+    return sl_api_reply_error(reply, 404, "no pipeline '%s'", name);
   if (query_flag(req->query, "follow")) {
     sl_api_stream *stream = sl_api_reply_stream(reply, "text/event-stream");
     sl_log_hub_follow(d->logs, name, by_node ? node : NULL, tail, stream);
@@ -398,7 +403,8 @@ static void put_module(void *user, const sl_api_request *req, sl_api_reply *repl
   if (status != SL_OK) {
     if (!stream)
       return sl_api_reply_error(reply, invalid_request(status) ? 400 : 500, "%s", err.message);
-    sl_api_stream_send_event(stream, json_pack("{s:s, s:s}", "stage", "failed", "error", err.message));
+    sl_api_stream_send_event(stream,
+                             json_pack("{s:s, s:s}", "stage", "failed", "error", err.message));
     sl_api_stream_end(stream);
     return;
   }

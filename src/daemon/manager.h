@@ -22,9 +22,9 @@
 typedef struct sl_manager sl_manager;
 
 typedef struct sl_manager_options {
-  sl_engine *engine;  /* required */
-  sl_store *store;    /* NULL (`sluice dev`): nothing is recorded, modules run from disk */
-  sl_log_hub *logs;   /* required: every pipeline's log lines go here */
+  sl_engine *engine; /* required */
+  sl_store *store;   /* NULL (`sluice dev`): nothing is recorded, modules run from disk */
+  sl_log_hub *logs;  /* required: every pipeline's log lines go here */
 } sl_manager_options;
 
 sl_status sl_manager_new(const sl_manager_options *opts, sl_manager **out, sl_error *err);
@@ -42,10 +42,10 @@ typedef struct sl_deploy {
   const char *expect_name; /* the pipeline's `name:` must be this; NULL: any */
   const char *source;      /* YAML or JSON text */
   size_t source_len;
-  const char *file;        /* for messages; NULL: "pipeline.yaml" */
-  const char *dir;         /* relative paths resolve here; NULL: the manager's home */
-  const json_t *modules;   /* {absolute module path: sha256 of an uploaded module}; may be NULL */
-  const char *note;        /* kept with the version; NULL: "deploy" */
+  const char *file;      /* for messages; NULL: "pipeline.yaml" */
+  const char *dir;       /* relative paths resolve here; NULL: the manager's home */
+  const json_t *modules; /* {absolute module path: sha256 of an uploaded module}; may be NULL */
+  const char *note;      /* kept with the version; NULL: "deploy" */
 } sl_deploy;
 
 /* What a deploy, swap or rollback did. Clear it with sl_deploy_result_clear. */
@@ -68,8 +68,8 @@ void sl_deploy_result_clear(sl_deploy_result *result);
  * hash): the request is invalid, `problems` says why, nothing changed; SL_IO and others:
  * the daemon failed (the old version keeps running).
  */
-sl_status sl_manager_deploy(sl_manager *manager, const sl_deploy *deploy,
-                            sl_deploy_result *result, sl_error *err);
+sl_status sl_manager_deploy(sl_manager *manager, const sl_deploy *deploy, sl_deploy_result *result,
+                            sl_error *err);
 /* A new version with processor `node` pinned to module `sha256`. SL_NOT_FOUND: no such
  * pipeline, or `node` is not one of its processors. Otherwise as for deploy. */
 sl_status sl_manager_swap_module(sl_manager *manager, const char *name, const char *node,
@@ -82,7 +82,8 @@ sl_status sl_manager_remove(sl_manager *manager, const char *name, sl_error *err
 
 /* --- views (api.md) --------------------------------------------------------------- */
 
-json_t *sl_manager_list(sl_manager *manager);                     /* array of summaries */
+bool sl_manager_has(sl_manager *manager, const char *name);         /* known, whatever its state */
+json_t *sl_manager_list(sl_manager *manager);                       /* array of summaries */
 json_t *sl_manager_describe(sl_manager *manager, const char *name); /* NULL: not found */
 /* One pipeline's stats object, or {"pipelines": [...]} when `name` is NULL. */
 json_t *sl_manager_stats(sl_manager *manager, const char *name);

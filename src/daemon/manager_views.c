@@ -160,6 +160,12 @@ static json_t *summary(const sl_entry *entry) {
                    (json_int_t)entry->updated_at_ms);
 }
 
+bool sl_manager_has(sl_manager *manager, const char *name) {
+  sl_entry *entry = sl__entry_get(manager, name);
+  if (entry) sl__entry_release(manager, entry);
+  return entry != NULL;
+}
+
 json_t *sl_manager_list(sl_manager *manager) {
   size_t count = 0;
   sl_entry **all = sl__entry_all(manager, &count);
