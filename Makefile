@@ -9,11 +9,11 @@ SANITIZE ?=
 V        ?= 0
 
 CFLAGS_COMMON := -std=gnu11 -g -O2 -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-                 -fPIC -pthread -Iinclude -Isrc -D_GNU_SOURCE $(SANITIZE)
+                 -fPIC -pthread -Iinclude -Isrc -I/usr/include/postgresql -D_GNU_SOURCE $(SANITIZE)
 # --undefined pulls src/core/lsan_suppressions.o out of the archive although nothing calls it.
 LDFLAGS_COMMON := -pthread $(SANITIZE) -Wl,--dynamic-list=src/wasm/host_symbols.list \
                   -Wl,--undefined=__lsan_default_suppressions
-LIBS     := -lh2o -luv -lcurl -lfyaml -ljansson -lsqlite3 -lssl -lcrypto -ldl -lm
+LIBS     := -lnats -lmosquitto -lhiredis -lrdkafka -lpq -lh2o -luv -lcurl -lfyaml -ljansson -lsqlite3 -lssl -lcrypto -ldl -lm
 
 LIB_SRCS := $(wildcard src/core/*.c src/wasm/*.c src/config/*.c src/connectors/*.c src/connectors/*/*.c \
                        src/daemon/*.c)

@@ -77,6 +77,16 @@ sl_status sl_source_emit(sl_source_port *port, sl_event_list **batch, sl_ack_fn 
 sl_status sl_source_emit_on_worker(sl_source_port *port, unsigned worker, sl_event_list **batch,
                                    sl_ack_fn on_ack, void *cookie);
 
+/*
+ * Like sl_source_emit, but the batch leaves on the source's errors output (`ID.errors`):
+ * events the source gives up on, such as a JetStream message delivered `max_deliver`
+ * times. Each event should carry an `error` metadata pair saying why. When no node reads
+ * ID.errors the events are counted as errors, logged and acknowledged (dropped). Only
+ * for connectors that declare `errors_output`.
+ */
+sl_status sl_source_emit_errors(sl_source_port *port, sl_event_list **batch, sl_ack_fn on_ack,
+                                void *cookie);
+
 /* This source will emit nothing more. Call exactly once, from any thread. */
 void sl_source_end(sl_source_port *port);
 
@@ -131,6 +141,9 @@ typedef struct sl_connector {
    * the new graph before the old one drains, leaving no gap; otherwise the old graph
    * drains first. */
   bool shareable;
+
+  /* Sources: may emit to `ID.errors` (sl_source_emit_errors), so pipelines may read it. */
+  bool errors_output;
 } sl_connector;
 
 /* The registry (src/connectors/registry.c): NULL when no connector has that name+kind. */

@@ -62,6 +62,13 @@ typedef struct sl_node_spec {
   sl_loc loc; /* where the node's mapping starts */
 } sl_node_spec;
 
+/* Processors have an errors output (`ID.errors`); so do sources whose connector says so
+ * (events a broker source gives up on). */
+static inline bool sl_node_has_errors_output(const sl_node_spec *node) {
+  return node->kind == SL_NODE_PROCESSOR ||
+         (node->kind == SL_NODE_SOURCE && node->connector && node->connector->errors_output);
+}
+
 /* One event in a test case (`sluice test`). */
 typedef struct sl_test_event {
   char *payload;

@@ -120,9 +120,9 @@ static void read_stream(const sl_load_ctx *ctx, const sl_pipeline_spec *spec, co
         at.errors ? "an output" : sl__node_describe(node, described, sizeof described));
     return;
   }
-  if (node->config && at.errors && node->kind != SL_NODE_PROCESSOR) {
+  if (node->config && at.errors && !sl_node_has_errors_output(node)) {
     sl__problems_add(ctx->problems, at.loc.line, at.loc.col,
-                     "%s: '%s.errors': only processors have an errors output, and '%s' is %s", what,
+                     "%s: '%s.errors': only processors and some sources have an errors output, and '%s' is %s", what,
                      at.node, at.node, sl__node_describe(node, described, sizeof described));
     return;
   }

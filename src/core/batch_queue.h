@@ -19,6 +19,7 @@ typedef struct sl_work {
   sl_event_list *batch; /* owned by whoever holds the item */
   sl_ack *ack;          /* one reference, owned likewise */
   size_t source;        /* index of the source node the batch came from */
+  bool errors;          /* the batch leaves on the source's errors output (ID.errors) */
   struct sl_work *next;
 } sl_work;
 

@@ -50,8 +50,8 @@ static bool has_credit(const sl_source_port *port, size_t events) {
   return port->in_flight == 0 || port->in_flight + events <= port->max_in_flight;
 }
 
-static sl_work *make_work(sl_source_port *port, sl_event_list **batch, sl_ack_fn on_ack,
-                          void *cookie) {
+static sl_work *make_work(sl_source_port *port, sl_event_list **batch, bool errors,
+                          sl_ack_fn on_ack, void *cookie) {
   size_t events = (*batch)->count;
   /* Counted once more per batch so an empty batch is in flight until acknowledged too. */
   atomic_fetch_add(&port->pipeline->in_flight, events + 1);
@@ -60,6 +60,7 @@ static sl_work *make_work(sl_source_port *port, sl_event_list **batch, sl_ack_fn
   work->batch = *batch;
   work->ack = sl__ack_new(port, events, on_ack, cookie);
   work->source = port->node;
+  work->errors = errors;
   work->next = NULL;
   *batch = NULL;
   return work;
@@ -71,8 +72,8 @@ static void free_batch(sl_event_list **batch) {
   *batch = NULL;
 }
 
-sl_status sl_source_emit(sl_source_port *port, sl_event_list **batch, sl_ack_fn on_ack,
-                         void *cookie) {
+static sl_status emit(sl_source_port *port, sl_event_list **batch, bool errors, sl_ack_fn on_ack,
+                     void *cookie) {
   size_t events = (*batch)->count;
   pthread_mutex_lock(&port->lock);
   while (!port->closed && !has_credit(port, events)) pthread_cond_wait(&port->credit, &port->lock);
@@ -85,7 +86,7 @@ sl_status sl_source_emit(sl_source_port *port, sl_event_list **batch, sl_ack_fn 
   pthread_mutex_unlock(&port->lock);
 
   sl_worker *worker = &port->pipeline->workers[port->worker];
-  sl_work *work = make_work(port, batch, on_ack, cookie);
+  sl_work *work = make_work(port, batch, errors, on_ack, cookie);
   if (!sl__batch_queue_push(&worker->inbox, work)) {
     work->ack->on_ack = NULL; /* the source hears SL_CLOSED from the return value instead */
     sl__ack_release(work->ack, SL_CLOSED);
@@ -95,6 +96,16 @@ sl_status sl_source_emit(sl_source_port *port, sl_event_list **batch, sl_ack_fn 
   }
   sl__worker_wake(worker);
   return SL_OK;
+}
+
+sl_status sl_source_emit(sl_source_port *port, sl_event_list **batch, sl_ack_fn on_ack,
+                         void *cookie) {
+  return emit(port, batch, false, on_ack, cookie);
+}
+
+sl_status sl_source_emit_errors(sl_source_port *port, sl_event_list **batch, sl_ack_fn on_ack,
+                                void *cookie) {
+  return emit(port, batch, true, on_ack, cookie);
 }
 
 sl_status sl_source_emit_on_worker(sl_source_port *port, unsigned worker, sl_event_list **batch,
@@ -111,7 +122,7 @@ sl_status sl_source_emit_on_worker(sl_source_port *port, unsigned worker, sl_eve
   }
   port->in_flight += events;
   pthread_mutex_unlock(&port->lock);
-  sl_work *work = make_work(port, batch, on_ack, cookie);
+  sl_work *work = make_work(port, batch, false, on_ack, cookie);
   sl__worker_run(&port->pipeline->workers[worker], work);
   return SL_OK;
 }

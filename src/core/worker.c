@@ -21,7 +21,7 @@ static void copy_event(sl_event_list *list, const sl_event *ev, const sl_meta *e
 /* The events a node reads from input `in` in the current run, or NULL if not reached. */
 static const sl_event_list *input_events(sl_worker *worker, const sl_work *work,
                                          const sl_input_ref *in) {
-  if (in->index == work->source) return in->errors ? NULL : work->batch;
+  if (in->index == work->source) return in->errors == work->errors ? work->batch : NULL;
   sl_worker_node *from = &worker->nodes[in->index];
   if (!from->visited) return NULL;
   return in->errors ? &from->errors : &from->out;
@@ -119,6 +119,7 @@ static void run_sink(sl_worker *worker, const sl_work *work, size_t node) {
   out->batch = batch;
   out->ack = work->ack;
   out->source = work->source;
+  out->errors = false;
   sl__ack_retain(work->ack);
   sl_sink_runner *sink = pipeline->nodes[node].sink;
   /* Counted before the push: the sink thread may write the batch before push returns. */
@@ -131,14 +132,40 @@ static void run_sink(sl_worker *worker, const sl_work *work, size_t node) {
   }
 }
 
+/* A source gave up on these events (sl_source_emit_errors): they count as its errors, and
+ * when nothing reads ID.errors they are logged here and dropped. */
+static void source_errors(sl_pipeline *pipeline, size_t source, const sl_event_list *batch) {
+  sl_node_rt *rt = &pipeline->nodes[source];
+  atomic_fetch_add_explicit(&rt->stats.errors, batch->count, memory_order_relaxed);
+  if (pipeline->plan.errors_read[source]) return;
+  for (size_t i = 0; i < batch->count; i++) {
+    const sl_event *ev = &batch->items[i];
+    sl_bytes why = {(const uint8_t *)"unknown", 7};
+    for (size_t m = 0; m < ev->meta_count; m++)
+      if (ev->meta[m].key.len == 5 && memcmp(ev->meta[m].key.ptr, "error", 5) == 0)
+        why = ev->meta[m].value;
+    uint64_t suppressed;
+    if (sl__log_limiter_allow(&rt->limiter, &suppressed))
+      sl_node_log(&rt->ctx, SL_LOG_WARN,
+                  "source gave up on an event: %.*s; nothing reads '%s.errors', so it is counted "
+                  "and dropped%s",
+                  (int)why.len, (const char *)why.ptr, rt->ctx.id,
+                  sl__log_suppressed_note(suppressed));
+  }
+}
+
 void sl__worker_run(sl_worker *worker, sl_work *work) {
   sl_pipeline *pipeline = worker->pipeline;
   const sl_plan *plan = &pipeline->plan;
   size_t source = work->source;
   sl_node_rt *rt = &pipeline->nodes[source];
-  atomic_fetch_add_explicit(&rt->stats.events_out, work->batch->count, memory_order_relaxed);
+  if (work->errors) {
+    source_errors(pipeline, source, work->batch);
+  } else {
+    atomic_fetch_add_explicit(&rt->stats.events_out, work->batch->count, memory_order_relaxed);
+  }
   atomic_fetch_add_explicit(&rt->stats.batches, 1, memory_order_relaxed);
-  if (sl__tapped(&rt->taps)) sl__taps_call(&rt->taps, false, work->batch);
+  if (sl__tapped(&rt->taps)) sl__taps_call(&rt->taps, work->errors, work->batch);
 
   for (size_t s = 0; s < plan->step_count[source]; s++) {
     size_t node = plan->steps[source][s];

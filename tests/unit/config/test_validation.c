@@ -148,8 +148,8 @@ Test(validation, unknown_inputs_with_did_you_mean) {
 Test(validation, what_may_be_read) {
   expect_problems("nodes:\n" SOURCE SINK "  - {id: p, type: wasm, module: p.wasm, inputs: [in]}\n"
                   "  - {id: bad, type: log, inputs: [in.errors, out, p.errors]}\n",
-                  "p.yaml:5:35: node 'bad': input 'in.errors': only processors have an errors "
-                  "output, and 'in' is a stdin source\n"
+                  "p.yaml:5:35: node 'bad': input 'in.errors': only processors and some sources "
+                  "have an errors output, and 'in' is a stdin source\n"
                   "p.yaml:5:46: node 'bad': input 'out' is a stdout sink, and sinks have no "
                   "output to read");
 }
@@ -251,8 +251,8 @@ Test(validation, tests_section_problems) {
                   "to sources\n"
                   "p.yaml:7:22: test 'one': inputs: 'inn' is not a node (did you mean 'in'?)\n"
                   "p.yaml:8:14: test 'one': expect: 'outt' is not a node (did you mean 'out'?)\n"
-                  "p.yaml:8:25: test 'one': expect: 'out.errors': only processors have an errors "
-                  "output, and 'out' is a stdout sink\n"
+                  "p.yaml:8:25: test 'one': expect: 'out.errors': only processors and some sources "
+                  "have an errors output, and 'out' is a stdout sink\n"
                   "p.yaml:8:44: test 'one': expect: p: expected a list of events, e.g. [hello, "
                   "world], got 'hello'\n"
                   "p.yaml:9:5: unknown key 'expected' in tests[0] (did you mean 'expect'?)\n"
