@@ -78,6 +78,7 @@ demo: $(BUILD)/sluice examples
 # docs/reference/node-types.md is generated from the settings tables the loader uses.
 docs: $(BUILD)/sluice
 	$(BUILD)/sluice types --markdown > docs/reference/node-types.md
+	scripts/connector-docs $(BUILD)/sluice
 
 clean:
 	rm -rf build

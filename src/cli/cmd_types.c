@@ -51,6 +51,24 @@ static void describe_type(bool markdown, const sl_conf_field *field, char *buf, 
   }
 }
 
+/* One type's settings as a markdown table (or "No settings."). */
+static void print_markdown_table(FILE *out, const node_type *t) {
+  if (!t->fields[0].name) {
+    fprintf(out, "No settings.\n");
+    return;
+  }
+  fprintf(out, "| key | type | default | meaning |\n|---|---|---|---|\n");
+  for (const sl_conf_field *f = t->fields; f->name; f++) {
+    char type[256];
+    describe_type(true, f, type, sizeof type);
+    fprintf(out, "| `%s` | %s | %s | %s |\n", f->name, type,
+            f->flags & SL_CONF_REQUIRED ? "**required**"
+            : f->default_value          ? f->default_value
+                                        : "",
+            f->help);
+  }
+}
+
 static void print_markdown(FILE *out, const node_type *types, size_t n) {
   fprintf(out,
           "# Node types\n\n"
@@ -59,21 +77,8 @@ static void print_markdown(FILE *out, const node_type *types, size_t n) {
           "Every node also has `id`, `type` and (processors and sinks) `inputs`;\n"
           "see [pipeline.md](pipeline.md).\n");
   for (size_t t = 0; t < n; t++) {
-    fprintf(out, "\n## `%s` (%s)\n\n%s\n", types[t].name, types[t].kind, types[t].summary);
-    if (!types[t].fields[0].name) {
-      fprintf(out, "\nNo settings.\n");
-      continue;
-    }
-    fprintf(out, "\n| key | type | default | meaning |\n|---|---|---|---|\n");
-    for (const sl_conf_field *f = types[t].fields; f->name; f++) {
-      char type[256];
-      describe_type(true, f, type, sizeof type);
-      fprintf(out, "| `%s` | %s | %s | %s |\n", f->name, type,
-              f->flags & SL_CONF_REQUIRED ? "**required**"
-              : f->default_value          ? f->default_value
-                                          : "",
-              f->help);
-    }
+    fprintf(out, "\n## `%s` (%s)\n\n%s\n\n", types[t].name, types[t].kind, types[t].summary);
+    print_markdown_table(out, &types[t]);
   }
 }
 
@@ -95,26 +100,36 @@ static void print_fields(FILE *out, const node_type *t) {
 int sl_cmd_types(int argc, char **argv) {
   node_type types[64];
   size_t n = all_types(types, 64);
-  const char *name = NULL;
+  const char *name = NULL, *kind = NULL;
   bool markdown = false;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-      printf("Usage: sluice types [NAME] [--markdown]\n\n"
-             "Lists the node types a pipeline can use; with NAME, that type's settings.\n");
+      printf("Usage: sluice types [NAME [--kind source|sink|processor]] [--markdown]\n\n"
+             "Lists the node types a pipeline can use; with NAME, that type's settings.\n"
+             "--markdown prints the reference page; with NAME and --kind, only that type's\n"
+             "settings table (scripts/connector-docs puts it into docs/connectors/).\n");
       return SL_EXIT_OK;
     } else if (strcmp(argv[i], "--markdown") == 0) {
       markdown = true;
+    } else if (strcmp(argv[i], "--kind") == 0 && i + 1 < argc) {
+      kind = argv[++i];
     } else {
       name = argv[i];
     }
   }
-  if (markdown) {
+  if (markdown && !name) {
     print_markdown(stdout, types, n);
     return SL_EXIT_OK;
   }
   bool found = false;
   for (size_t t = 0; t < n; t++) {
-    if (!name) {
+    if (kind && strcmp(kind, types[t].kind) != 0) continue;
+    if (markdown && strcmp(name, types[t].name) == 0) {
+      print_markdown_table(stdout, &types[t]);
+      found = true;
+    } else if (markdown) {
+      continue;
+    } else if (!name) {
       printf("  %-10s %-10s %s\n", types[t].name, types[t].kind, types[t].summary);
     } else if (strcmp(name, types[t].name) == 0) {
       if (found) printf("\n");
