@@ -25,7 +25,7 @@ TEST_OBJS := $(TEST_SRCS:%.c=$(BUILD)/obj/%.o)
 
 BOOTSTRAP_STAMP := build/.bootstrap-ok
 
-.PHONY: all bootstrap test test-quick asan examples guests bench demo docs clean format
+.PHONY: all bootstrap test test-quick reliability asan examples guests bench demo docs clean format
 
 all: $(BUILD)/sluice
 
@@ -67,6 +67,12 @@ TEST_ENV = SLUICE_HOME=$(abspath $(BUILD))/test-home SLUICE_BIN=$(abspath $(BUIL
 test: $(BUILD)/sluice $(BUILD)/unit_tests guests examples
 	rm -rf $(BUILD)/test-home
 	$(TEST_ENV) $(BUILD)/unit_tests $(TEST_ARGS)
+
+# The delivery proofs at full counts (100 kills of the host, and so on): the tests in the
+# `reliability` suite, which `make test` runs at reduced counts. Takes a few minutes.
+reliability: $(BUILD)/sluice $(BUILD)/unit_tests guests examples
+	rm -rf $(BUILD)/test-home
+	SLUICE_RELIABILITY=full $(TEST_ENV) $(BUILD)/unit_tests --filter 'reliability/*' $(TEST_ARGS)
 
 asan:
 	$(MAKE) BUILD=build/asan SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test

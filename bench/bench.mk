@@ -11,6 +11,8 @@
 #   make bench-pipeline BENCH_PIPELINE_ARGS="--quick"    or "--only http --http-duration 10"
 #   make bench-daemon                   only the control-plane benchmark (bench/daemon/run.sh)
 #   make bench-daemon BENCH_DAEMON_ARGS="--quick"        or "--only swap --duration 10"
+#   make bench-brokers                  only the JetStream benchmark (bench/brokers/run.sh)
+#   make bench-brokers BENCH_BROKERS_ARGS="--quick"      or "--events 500000 --repeats 5"
 #
 # The native side of the kernel comparison is bench/kernel.c compiled by plain `gcc -O2`;
 # the Wasm side is the same file compiled by clang for wasm32-wasi (clang also runs
@@ -98,11 +100,30 @@ $(BENCH_DAEMON_DIR)/swap_bench: bench/daemon/swap_bench.c
 	@mkdir -p $(dir $@)
 	$(BENCH_NATIVE_CC) $(BENCH_PIPE_CFLAGS) -std=gnu11 -pthread $< -o $@ -lcurl -ljansson
 
-bench: $(BENCH_DIR)/sluice_bench $(BENCH_GUESTS) $(BENCH_PIPE_DEPS) $(BENCH_DAEMON_DEPS)
+# Broker benchmark: jetstream -> passthrough -> jetstream under `sluice run` against a
+# plain nats.c consume-publish-ack program (js_bench native), same nats-server, same run.
+BENCH_BROKERS_DIR  := $(BENCH_DIR)/brokers
+BENCH_BROKERS_ARGS ?=
+BENCH_BROKERS_DEPS := $(BUILD)/sluice $(BENCH_BROKERS_DIR)/js_bench $(EXAMPLES_OUT)/passthrough.wasm
+BENCH_BROKERS_RUN   = bench/brokers/run.sh --sluice $(BUILD)/sluice --examples $(EXAMPLES_OUT) \
+                      --tool $(BENCH_BROKERS_DIR)/js_bench --work $(BENCH_BROKERS_DIR)/run \
+                      $(BENCH_BROKERS_ARGS)
+
+$(BENCH_BROKERS_DIR)/js_bench: bench/brokers/js_bench.c
+	@mkdir -p $(dir $@)
+	$(BENCH_NATIVE_CC) $(BENCH_PIPE_CFLAGS) -std=gnu11 $< -o $@ -lnats
+
+.PHONY: bench-brokers
+bench-brokers: $(BENCH_BROKERS_DEPS)
+	$(BENCH_BROKERS_RUN)
+
+bench: $(BENCH_DIR)/sluice_bench $(BENCH_GUESTS) $(BENCH_PIPE_DEPS) $(BENCH_DAEMON_DEPS) \
+       $(BENCH_BROKERS_DEPS)
 	$(BENCH_DIR)/sluice_bench --guests $(BENCH_DIR) --home $(BENCH_DIR)/home \
 	  --v8-script bench/v8_kernel.mjs $(BENCH_ARGS)
 	$(BENCH_PIPE_RUN)
 	$(BENCH_DAEMON_RUN)
+	$(BENCH_BROKERS_RUN)
 
 # The pipeline benchmarks alone. `make bench` runs the same script after the engine
 # benchmarks, in one recipe, so the two never share the CPUs even under make -j.

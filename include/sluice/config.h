@@ -22,6 +22,7 @@ typedef enum sl_conf_type {
   SL_CONF_BOOL,     /* bool                                     true / false        */
   SL_CONF_ENUM,     /* char *, one of `choices`                                      */
   SL_CONF_MAP,      /* sl_conf_map: a mapping of scalars, kept in order              */
+  SL_CONF_LIST,     /* sl_conf_list: [a, b] or "a, b" (a comma-separated text)       */
 } sl_conf_type;
 
 /* An ordered string-to-string map (`config:`, `headers:`...). Owned by the spec. */
@@ -44,6 +45,12 @@ typedef struct sl_conf_field {
   const char *help;           /* one sentence, for --help and the reference page */
   const char *const *choices; /* SL_CONF_ENUM: NULL-terminated list */
 } sl_conf_field;
+
+/* A list of non-empty texts (`topics: [a, b]`). Owned by the spec. */
+typedef struct sl_conf_list {
+  char **items;
+  size_t count;
+} sl_conf_list;
 
 /* Looks up `key` in `map`; NULL when absent. */
 const char *sl_conf_map_get(const sl_conf_map *map, const char *key);

@@ -169,6 +169,56 @@ static bool fill_map(const sl_load_ctx *ctx, const sl_conf_field *field, const s
   return ok;
 }
 
+/* Appends `text` (trimmed of spaces) unless it is empty; false for an empty item. */
+static bool list_add(const sl_load_ctx *ctx, sl_conf_list *list, const char *text, size_t len) {
+  while (len && (*text == ' ' || *text == '\t')) text++, len--;
+  while (len && (text[len - 1] == ' ' || text[len - 1] == '\t')) len--;
+  if (!len) return false;
+  list->items[list->count++] = sl__store_strndup(ctx->store, text, len);
+  return true;
+}
+
+/* A YAML sequence of scalars, or one scalar holding comma-separated items. */
+static bool fill_list(const sl_load_ctx *ctx, const sl_conf_field *field, const sl_ynode *value,
+                      sl_conf_list *list) {
+  const char *expected = "a list of texts, e.g. [a, b] or \"a, b\"";
+  list->count = 0;
+  if (value->type == SL_YAML_SCALAR && !sl__ynode_is_null(value)) {
+    size_t commas = 0;
+    for (size_t i = 0; i < value->len; i++) commas += value->text[i] == ',';
+    list->items = sl__store_array(ctx->store, commas + 1, sizeof *list->items);
+    const char *item = value->text, *end = value->text + value->len;
+    for (const char *p = item; p <= end; p++) {
+      if (p < end && *p != ',') continue;
+      if (!list_add(ctx, list, item, (size_t)(p - item))) {
+        sl__conf_report_value(ctx, value, field->name, expected);
+        return false;
+      }
+      item = p + 1;
+    }
+    return true;
+  }
+  if (value->type != SL_YAML_SEQ) {
+    sl__conf_report_value(ctx, value, field->name, expected);
+    return false;
+  }
+  list->items = sl__store_array(ctx->store, value->count, sizeof *list->items);
+  bool ok = true;
+  for (size_t i = 0; i < value->count; i++) {
+    const sl_ynode *item = value->items[i];
+    if (item->bad) {
+      ok = false;
+    } else if (item->type != SL_YAML_SCALAR || sl__ynode_is_null(item) ||
+               strlen(item->text) != item->len || !list_add(ctx, list, item->text, item->len)) {
+      char where[300];
+      snprintf(where, sizeof where, "%s[%zu]", field->name, i);
+      sl__conf_report_value(ctx, item, where, "a non-empty text");
+      ok = false;
+    }
+  }
+  return ok;
+}
+
 static const char *expected_for(const sl_conf_field *field, char *buf, size_t cap) {
   switch (field->type) {
   case SL_CONF_STRING:
@@ -185,6 +235,8 @@ static const char *expected_for(const sl_conf_field *field, char *buf, size_t ca
     return "true or false";
   case SL_CONF_MAP:
     return "a mapping of keys to text values";
+  case SL_CONF_LIST:
+    return "a list of texts";
   case SL_CONF_ENUM: {
     char list[400];
     size_t n = 0;
@@ -202,6 +254,7 @@ static bool fill_value(const sl_load_ctx *ctx, const sl_conf_field *field, const
   void *slot = (char *)out + field->offset;
   if (value->bad) return false;
   if (field->type == SL_CONF_MAP) return fill_map(ctx, field, value, slot);
+  if (field->type == SL_CONF_LIST) return fill_list(ctx, field, value, slot);
   char expected[512];
   if (value->type != SL_YAML_SCALAR || sl__ynode_is_null(value)) {
     sl__conf_report_value(ctx, value, field->name, expected_for(field, expected, sizeof expected));
@@ -248,6 +301,7 @@ static bool fill_value(const sl_load_ctx *ctx, const sl_conf_field *field, const
     }
     break;
   case SL_CONF_MAP:
+  case SL_CONF_LIST:
     break;
   }
   if (!ok)

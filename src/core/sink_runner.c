@@ -69,7 +69,14 @@ static void *sink_main(void *arg) {
     if (wrote)
       sl__latency_record(&rt->stats.latency,
                          last_write_ns + (connector->flush ? sl__now_ns() - start : 0));
-    if (flushed != SL_OK) report_failure(rt, 0, &err);
+    if (flushed != SL_OK) {
+      /* The written batches that waited for this flush were counted out; they failed. */
+      size_t unflushed = 0;
+      for (work = first; work; work = work->next)
+        if (work->ack) unflushed += work->batch->count;
+      atomic_fetch_sub_explicit(&rt->stats.events_out, unflushed, memory_order_relaxed);
+      report_failure(rt, unflushed, &err);
+    }
     for (work = first; work;) {
       sl_work *next = work->next;
       if (work->ack) sl__ack_release(work->ack, flushed);

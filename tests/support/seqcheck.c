@@ -77,3 +77,8 @@ const char *sl_seqcheck_report(const sl_seqcheck *check, char *buf, size_t size)
                                                     : "");
   return buf;
 }
+
+uint64_t sl_reliability_count(uint64_t ci, uint64_t full) {
+  const char *mode = getenv("SLUICE_RELIABILITY");
+  return mode && strcmp(mode, "full") == 0 ? full : ci;
+}

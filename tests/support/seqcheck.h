@@ -37,6 +37,10 @@ void sl_seqcheck_add_lines(sl_seqcheck *check, const char *text);
 /* Numbers in 1..expected never seen. */
 uint64_t sl_seqcheck_missing(const sl_seqcheck *check);
 
+/* Reliability tests run at reduced counts in `make test` (CI) and at full counts under
+ * `make reliability`, which sets SLUICE_RELIABILITY=full. Returns `ci` or `full`. */
+uint64_t sl_reliability_count(uint64_t ci, uint64_t full);
+
 /* One line: "expected N, received R, missing M (first: a, b, c), duplicates D,
  * reordered O". Into buf; returns buf. */
 const char *sl_seqcheck_report(const sl_seqcheck *check, char *buf, size_t size);

@@ -94,10 +94,11 @@ Test(validation, top_level_ranges) {
 
 Test(validation, unknown_type) {
   expect_problems("nodes:\n" SOURCE "  - {id: out, type: stdot, inputs: [in]}\n"
-                  "  - {id: x, type: kafkaa, inputs: [in]}\n",
+                  "  - {id: x, type: zeromq, inputs: [in]}\n",
                   "p.yaml:3:21: node 'out': unknown type 'stdot' (did you mean 'stdout'?)\n"
-                  "p.yaml:4:19: node 'x': unknown type 'kafkaa' (types: stdin, file, http, "
-                  "generate, stdout, log, null, wasm)");
+                  "p.yaml:4:19: node 'x': unknown type 'zeromq' (types: stdin, file, http, "
+                  "generate, nats, jetstream, redis, kafka, stdout, log, null, postgres, "
+                  "wasm)");
 }
 
 Test(validation, kinds_and_inputs) {
@@ -285,4 +286,18 @@ Test(validation, too_many_problems_end_with_a_count) {
   char expected[64];
   snprintf(expected, sizeof expected, "\n... and %d more problems", 40 - lines);
   cr_assert_str_eq(last, expected, "%s", message);
+}
+
+/* A list setting takes a YAML list or one comma-separated text; empty items are refused
+ * where they are. */
+Test(validation, list_settings) {
+  expect_problems("nodes:\n" SOURCE
+                  "  - {id: db, type: postgres, inputs: [in], table: t, columns: {a: payload},\n"
+                  "     url: x, on_conflict: [a, '', {b: c}]}\n"
+                  "  - {id: db2, type: postgres, inputs: [in], table: t, columns: {a: payload},\n"
+                  "     url: x, on_conflict: 'a,,b'}\n",
+                  "p.yaml:4:31: on_conflict[1]: expected a non-empty text, got ''\n"
+                  "p.yaml:4:35: on_conflict[2]: expected a non-empty text, got a mapping\n"
+                  "p.yaml:6:27: on_conflict: expected a list of texts, e.g. [a, b] or \"a, b\", "
+                  "got 'a,,b'");
 }
