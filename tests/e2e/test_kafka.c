@@ -5,7 +5,8 @@
  * produces to it, reads from it and asks it for committed offsets with librdkafka.
  *
  *   pieces         the offset tracker (acks out of order, a failure at the front), the
- *                  {{meta.KEY}} templates, the librdkafka properties the settings become
+ *                  librdkafka properties the settings become ({{meta.KEY}} templates
+ *                  are tested in tests/unit/connectors/test_meta_template.c)
  *   source         topic -> passthrough -> file, every number once, offsets committed
  *                  at stop; metadata (topic, partition, offset, key, headers) through a
  *                  kafka sink with a templated topic, the key and forwarded headers
@@ -46,7 +47,6 @@
 #include "../support/seqcheck.h"
 #include "connectors/kafka/kafka_client.h"
 #include "connectors/kafka/kafka_offsets.h"
-#include "connectors/kafka/kafka_template.h"
 
 static char folder[64];
 static char pipeline_path[128];
@@ -482,40 +482,6 @@ Test(kafka, offsets_a_failed_batch_stops_the_front_and_asks_for_a_reread) {
   cr_assert_eq(next.store, -1);
   cr_assert_eq(next.reread_at, -1);
   sl__kafka_offsets_destroy(&offsets);
-}
-
-Test(kafka, templates_take_metadata_and_refuse_other_placeholders) {
-  kafka_template tmpl;
-  sl_error err = {{0}};
-  cr_assert_eq(
-      sl__kafka_template_parse("topic", "logs-{{meta.app}}-{{ meta.region }}", &tmpl, &err), SL_OK,
-      "%s", err.message);
-  cr_assert_not(sl__kafka_template_constant(&tmpl));
-  sl_meta meta[] = {{sl_bytes_from_cstr("region"), sl_bytes_from_cstr("eu")},
-                    {sl_bytes_from_cstr("app"), sl_bytes_from_cstr("shop")}};
-  sl_event ev = {sl_bytes_from_cstr("x"), meta, 2};
-  kafka_buf buf = {0};
-  const char *missing = "unset";
-  sl__kafka_template_expand(&tmpl, &ev, &buf, &missing);
-  cr_assert_str_eq(buf.bytes, "logs-shop-eu");
-  cr_assert_null(missing);
-  ev.meta_count = 1; /* no `app` */
-  sl__kafka_template_expand(&tmpl, &ev, &buf, &missing);
-  cr_assert_str_eq(buf.bytes, "logs--eu");
-  cr_assert_str_eq(missing, "app");
-  sl__kafka_template_destroy(&tmpl);
-  sl__kafka_buf_destroy(&buf);
-
-  cr_assert_eq(sl__kafka_template_parse("topic", "plain", &tmpl, &err), SL_OK);
-  cr_assert(sl__kafka_template_constant(&tmpl));
-  sl__kafka_template_destroy(&tmpl);
-
-  cr_assert_eq(sl__kafka_template_parse("topic", "a-{{region}}", &tmpl, &err), SL_CONFIG);
-  cr_assert(strstr(err.message, "topic: unknown placeholder {{region}}"), "%s", err.message);
-  cr_assert(strstr(err.message, "{{meta.KEY}}"), "%s", err.message);
-  cr_assert_eq(sl__kafka_template_parse("key", "a-{{meta.x", &tmpl, &err), SL_CONFIG);
-  cr_assert(strstr(err.message, "key: \"{{\" at character 3 is never closed"), "%s", err.message);
-  cr_assert_eq(sl__kafka_template_parse("key", "{{meta.}}", &tmpl, &err), SL_CONFIG);
 }
 
 /* The property librdkafka holds for `key` ("" when unset). */
@@ -1007,7 +973,8 @@ static void *pace(void *arg) {
   return NULL;
 }
 
-Test(kafka, kill_9_mid_stream_then_restart_loses_nothing) {
+Test(reliability, kafka_kill_9_mid_stream_then_restart_loses_nothing, .init = setup,
+     .fini = teardown, .timeout = 300) {
   const uint64_t total = sl_reliability_count(3000, 30000);
   start_mock();
   create_topic("stream", 3);

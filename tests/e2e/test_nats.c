@@ -734,43 +734,31 @@ Test(nats, bad_configuration_is_a_clear_error) {
 
 /* --- parts (no server) ------------------------------------------------------------ */
 
-static sl_event event_with(const sl_meta *meta, size_t count, const char *payload) {
-  return (sl_event){sl_bytes_from_cstr(payload), meta, count};
-}
-
-Test(nats, parts_templates_take_metadata_and_the_payload_hash) {
-  nats_template tmpl;
+/* The placeholders themselves are tested in tests/unit/connectors/test_meta_template.c;
+ * here, what the NATS sinks add: {{payload_sha256}} is allowed, and an event without a
+ * key the template names is refused, naming the setting, the key and the template. */
+Test(nats, parts_templates_allow_the_payload_hash_and_refuse_missing_metadata) {
+  sl_meta_template tmpl;
   sl_error err = {{0}};
   cr_assert_eq(
-      sl__nats_template_parse(&tmpl, "subject", "orders.{{ meta.region }}.{{meta.id}}", &err),
-      SL_OK, "%s", err.message);
-  cr_assert_not(sl__nats_template_is_static(&tmpl));
-  sl_meta meta[] = {{sl_bytes_from_cstr("id"), sl_bytes_from_cstr("42")},
-                    {sl_bytes_from_cstr("region"), sl_bytes_from_cstr("eu")},
-                    {sl_bytes_from_cstr("region"), sl_bytes_from_cstr("us")}};
-  sl_event ev = event_with(meta, 3, "x");
-  nats_buf out = {0};
-  cr_assert_eq(sl__nats_template_render(&tmpl, &ev, &out, &err), SL_OK);
-  cr_assert_str_eq(out.ptr, "orders.eu.42"); /* the first value of a repeated key */
-  sl_event bare = event_with(meta, 1, "x");
-  cr_assert_eq(sl__nats_template_render(&tmpl, &bare, &out, &err), SL_NOT_FOUND);
-  cr_assert(strstr(err.message, "no metadata 'region'"), "%s", err.message);
-  sl__nats_template_destroy(&tmpl);
-
-  cr_assert_eq(sl__nats_template_parse(&tmpl, "msg_id", "{{payload_sha256}}", &err), SL_OK);
-  sl_event abc = event_with(NULL, 0, "abc");
-  cr_assert_eq(sl__nats_template_render(&tmpl, &abc, &out, &err), SL_OK);
-  cr_assert_str_eq(out.ptr, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-  sl__nats_template_destroy(&tmpl);
-
-  cr_assert_eq(sl__nats_template_parse(&tmpl, "subject", "plain.subject", &err), SL_OK);
-  cr_assert(sl__nats_template_is_static(&tmpl));
-  sl__nats_template_destroy(&tmpl);
-  cr_assert_eq(sl__nats_template_parse(&tmpl, "subject", "a.{{meta.x", &err), SL_CONFIG);
-  cr_assert(strstr(err.message, "not closed"), "%s", err.message);
+      sl__nats_template_parse(&tmpl, "msg_id", "{{ meta.region }}.{{payload_sha256}}", &err), SL_OK,
+      "%s", err.message);
+  sl_meta meta[] = {{sl_bytes_from_cstr("region"), sl_bytes_from_cstr("eu")}};
+  sl_event ev = {sl_bytes_from_cstr("abc"), meta, 1};
+  sl_meta_template_buf out = {0};
+  cr_assert_eq(sl__nats_template_render(&tmpl, &ev, &out, &err), SL_OK, "%s", err.message);
+  cr_assert_str_eq(out.bytes,
+                   "eu.ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  ev.meta_count = 0;
+  cr_assert_eq(sl__nats_template_render(&tmpl, &ev, &out, &err), SL_NOT_FOUND);
+  cr_assert(strstr(err.message,
+                   "msg_id: an event has no metadata 'region' (for \"{{ meta.region }}."
+                   "{{payload_sha256}}\")"),
+            "%s", err.message);
+  sl_meta_template_destroy(&tmpl);
+  sl_meta_template_buf_destroy(&out);
   cr_assert_eq(sl__nats_template_parse(&tmpl, "subject", "a.{{seq}}", &err), SL_CONFIG);
-  cr_assert(strstr(err.message, "unknown placeholder {{seq}}"), "%s", err.message);
-  sl__nats_buf_free(&out);
+  cr_assert(strstr(err.message, "subject: unknown placeholder {{seq}}"), "%s", err.message);
 }
 
 Test(nats, parts_subjects) {

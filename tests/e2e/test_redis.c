@@ -848,7 +848,7 @@ Test(redis, bad_settings_are_refused_naming_the_setting) {
   snprintf(text, sizeof text, source, "redis://:a@127.0.0.1:6379", "    password: b\n");
   refused("twopw", text, "password: the url holds a password too");
   snprintf(text, sizeof text, sink, server.url, "    key: \"events:{{region}}\"\n");
-  refused("template", text, "unknown placeholder \"{{region}}\"");
+  refused("template", text, "key: unknown placeholder {{region}}");
   snprintf(text, sizeof text, sink, server.url,
            "    key: x\n    command: publish\n    maxlen: 5\n");
   refused("maxlen", text, "maxlen: only applies to command: xadd");
@@ -867,7 +867,8 @@ Test(redis, bad_settings_are_refused_naming_the_setting) {
  * half is out, so the host is killed holding entries it read and did not deliver: the
  * source's reads go on (up to max_in_flight), the sink waits for its paused peer.
  */
-Test(redis, kill_9_mid_stream_then_restart_loses_nothing) {
+Test(reliability, redis_kill_9_mid_stream_then_restart_loses_nothing, .init = setup,
+     .fini = teardown, .timeout = 300) {
   cr_assert(sl_test_server_start(&sink_server, SL_TEST_REDIS), "the second redis did not start");
   freeReplyObject(command("XGROUP CREATE in g 0 MKSTREAM"));
   xadd_numbers("in", 1, KILL_TOTAL / 2);

@@ -228,7 +228,10 @@ static bool prepare(sl_test_server *server) {
     snprintf(path, sizeof path, "%s/mosquitto.conf", server->dir);
     /* persistence keeps QoS 1 sessions across a broker restart, as a real deployment
      * would; max_inflight bounds unacknowledged QoS 1 messages per client. */
+    /* Run as root, mosquitto drops to the `mosquitto` account, which cannot write the
+     * persistence file into our folder; `user root` keeps it where it was started. */
     return write_file(path,
+                      "%s"
                       "listener %d 127.0.0.1\n"
                       "allow_anonymous true\n"
                       "persistence true\n"
@@ -237,7 +240,7 @@ static bool prepare(sl_test_server *server) {
                       "max_queued_messages 100000\n"
                       "max_inflight_messages 100\n"
                       "log_dest stderr\n",
-                      server->port, server->dir);
+                      geteuid() == 0 ? "user root\n" : "", server->port, server->dir);
   case SL_TEST_REDIS:
     return true;
   case SL_TEST_POSTGRES: {

@@ -5,7 +5,7 @@
  *
  * One message per event:
  *   value    the payload (an empty payload is an empty value, not a tombstone)
- *   topic    the `topic` template, e.g. "events-{{meta.region}}" (kafka_template.h); an
+ *   topic    the `topic` template, e.g. "events-{{meta.region}}" (meta_template.h); an
  *            event without a metadata key the topic names fails the batch, naming the
  *            event and the key (there is no silent default topic)
  *   key      the `key` template, by default "{{meta.key}}" (so a Kafka source's keys
@@ -39,7 +39,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "connectors/kafka/kafka_template.h"
+#include "connectors/meta_template.h"
 
 /* How long one producer poll may block while delivery reports are awaited. */
 #define POLL_MS 100
@@ -56,9 +56,9 @@ typedef struct kafka_sink {
   const kafka_sink_config *config;
   rd_kafka_conf_t *conf; /* a copy goes to each producer made (again after a fatal error) */
   rd_kafka_t *rk;        /* NULL after a fatal error, until the next attempt */
-  kafka_template topic, key;
-  kafka_template *header_values; /* config->headers.count of them */
-  kafka_buf topic_buf, key_buf, header_buf;
+  sl_meta_template topic, key;
+  sl_meta_template *header_values; /* config->headers.count of them */
+  sl_meta_template_buf topic_buf, key_buf, header_buf;
   delivery *slots;
   size_t slot_cap;
   size_t outstanding; /* messages produced and not yet reported; sink thread only */
@@ -117,7 +117,7 @@ static int base64_digit(uint8_t c) {
 }
 
 /* Decodes base64 (padding optional) into buf; false when it is not base64. */
-static bool base64_decode(const sl_bytes *text, kafka_buf *buf) {
+static bool base64_decode(const sl_bytes *text, sl_meta_template_buf *buf) {
   size_t len = text->len;
   while (len > 0 && text->ptr[len - 1] == '=') len--;
   if (buf->cap < len + 1) {
@@ -171,9 +171,7 @@ static rd_kafka_headers_t *make_headers(kafka_sink *sink, const sl_event *ev) {
     rd_kafka_header_add(headers, name, -1, value, (ssize_t)value_len);
   }
   for (size_t i = 0; i < cfg->headers.count; i++) {
-    const char *missing;
-    sl__kafka_template_expand(&sink->header_values[i], ev, &sink->header_buf, &missing);
-    if (missing) continue;
+    if (sl_meta_template_expand(&sink->header_values[i], ev, &sink->header_buf)) continue;
     if (!headers) headers = rd_kafka_headers_new(8);
     rd_kafka_header_add(headers, cfg->headers.keys[i], -1, sink->header_buf.bytes,
                         (ssize_t)sink->header_buf.len);
@@ -188,8 +186,7 @@ static rd_kafka_headers_t *make_headers(kafka_sink *sink, const sl_event *ev) {
  */
 static rd_kafka_resp_err_t produce(kafka_sink *sink, const sl_event *ev, size_t index,
                                    delivery *slot, char *why, size_t why_size) {
-  const char *missing;
-  sl__kafka_template_expand(&sink->topic, ev, &sink->topic_buf, &missing);
+  const char *missing = sl_meta_template_expand(&sink->topic, ev, &sink->topic_buf);
   if (missing) {
     snprintf(why, why_size, "event %zu has no metadata '%s', which topic \"%s\" needs", index,
              missing, sink->config->topic);
@@ -200,7 +197,7 @@ static rd_kafka_resp_err_t produce(kafka_sink *sink, const sl_event *ev, size_t 
              sink->config->topic);
     return RD_KAFKA_RESP_ERR__INVALID_ARG;
   }
-  sl__kafka_template_expand(&sink->key, ev, &sink->key_buf, &missing);
+  sl_meta_template_expand(&sink->key, ev, &sink->key_buf); /* missing: expands to nothing */
   rd_kafka_headers_t *headers = make_headers(sink, ev);
   rd_kafka_resp_err_t err;
   for (;;) {
@@ -364,14 +361,14 @@ static void destroy(void *state) {
   if (!sink) return;
   if (sink->rk) rd_kafka_destroy(sink->rk); /* no write runs: nothing is outstanding */
   if (sink->conf) rd_kafka_conf_destroy(sink->conf);
-  sl__kafka_template_destroy(&sink->topic);
-  sl__kafka_template_destroy(&sink->key);
+  sl_meta_template_destroy(&sink->topic);
+  sl_meta_template_destroy(&sink->key);
   for (size_t i = 0; sink->header_values && i < sink->config->headers.count; i++)
-    sl__kafka_template_destroy(&sink->header_values[i]);
+    sl_meta_template_destroy(&sink->header_values[i]);
   free(sink->header_values);
-  sl__kafka_buf_destroy(&sink->topic_buf);
-  sl__kafka_buf_destroy(&sink->key_buf);
-  sl__kafka_buf_destroy(&sink->header_buf);
+  sl_meta_template_buf_destroy(&sink->topic_buf);
+  sl_meta_template_buf_destroy(&sink->key_buf);
+  sl_meta_template_buf_destroy(&sink->header_buf);
   free(sink->slots);
   pthread_cond_destroy(&sink->wake);
   pthread_mutex_destroy(&sink->lock);
@@ -391,10 +388,10 @@ static const kafka_reserved reserved[] = {
 
 static sl_status parse_templates(kafka_sink *sink, sl_error *err) {
   const kafka_sink_config *cfg = sink->config;
-  sl_status st = sl__kafka_template_parse("topic", cfg->topic, &sink->topic, err);
-  if (st == SL_OK && sl__kafka_template_constant(&sink->topic) && !(cfg->topic && cfg->topic[0]))
+  sl_status st = sl_meta_template_parse("topic", cfg->topic, 0, &sink->topic, err);
+  if (st == SL_OK && sl_meta_template_constant(&sink->topic) && !(cfg->topic && cfg->topic[0]))
     st = sl_error_set(err, SL_CONFIG, "topic: must not be empty");
-  if (st == SL_OK) st = sl__kafka_template_parse("key", cfg->key, &sink->key, err);
+  if (st == SL_OK) st = sl_meta_template_parse("key", cfg->key, 0, &sink->key, err);
   if (st != SL_OK) return st;
   sink->header_values =
       calloc(cfg->headers.count ? cfg->headers.count : 1, sizeof *sink->header_values);
@@ -404,7 +401,7 @@ static sl_status parse_templates(kafka_sink *sink, sl_error *err) {
     snprintf(field, sizeof field, "headers: %s", cfg->headers.keys[i]);
     if (!cfg->headers.keys[i] || !cfg->headers.keys[i][0])
       return sl_error_set(err, SL_CONFIG, "headers: a header name must not be empty");
-    st = sl__kafka_template_parse(field, cfg->headers.values[i], &sink->header_values[i], err);
+    st = sl_meta_template_parse(field, cfg->headers.values[i], 0, &sink->header_values[i], err);
   }
   return st;
 }

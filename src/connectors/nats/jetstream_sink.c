@@ -61,10 +61,10 @@ typedef struct jetstream_sink {
   nats_conn conn;
   bool connected;
   jsCtx *js;
-  nats_template subject;
-  nats_template msg_id;
+  sl_meta_template subject;
+  sl_meta_template msg_id;
   bool has_msg_id;
-  nats_buf rendered, id, scratch;
+  sl_meta_template_buf rendered, id, scratch;
 
   /* The batch being written (the round); under stopper.lock. */
   js_entry *entries;
@@ -277,13 +277,13 @@ static sl_status make_round(jetstream_sink *sink, const sl_event_list *batch, sl
       st = sl_error_set(err, SL_INVALID, "jetstream sink: %s", why.message);
       break;
     }
-    id = sink->has_msg_id ? sink->id.ptr : NULL;
+    id = sink->has_msg_id ? sink->id.bytes : NULL;
     size_t size = sl__nats_wire_size(event, sink->config->headers, id);
-    if (!sl__nats_subject_valid(sink->rendered.ptr, false))
+    if (!sl__nats_subject_valid(sink->rendered.bytes, false))
       st = sl_error_set(err, SL_INVALID,
                         "jetstream sink: subject \"%s\" (from \"%s\") is not a valid subject to "
                         "publish to",
-                        sink->rendered.ptr, sink->config->subject);
+                        sink->rendered.bytes, sink->config->subject);
     else if (id && !*id)
       st = sl_error_set(err, SL_INVALID, "jetstream sink: msg_id \"%s\" came out empty",
                         sink->config->msg_id);
@@ -294,7 +294,7 @@ static sl_status make_round(jetstream_sink *sink, const sl_event_list *batch, sl
                         size, (long long)max_payload);
     natsMsg *msg = NULL;
     if (st == SL_OK)
-      st = sl__nats_msg_from_event(&msg, sink->rendered.ptr, event, sink->config->headers, id,
+      st = sl__nats_msg_from_event(&msg, sink->rendered.bytes, event, sink->config->headers, id,
                                    &sink->scratch, &skipped, err);
     if (st == SL_OK) {
       pthread_mutex_lock(&sink->stopper.lock);
@@ -388,11 +388,11 @@ static void destroy(void *state) {
   free(sink->entries);
   free(sink->slot_keys);
   free(sink->slot_values);
-  sl__nats_template_destroy(&sink->subject);
-  sl__nats_template_destroy(&sink->msg_id);
-  sl__nats_buf_free(&sink->rendered);
-  sl__nats_buf_free(&sink->id);
-  sl__nats_buf_free(&sink->scratch);
+  sl_meta_template_destroy(&sink->subject);
+  sl_meta_template_destroy(&sink->msg_id);
+  sl_meta_template_buf_destroy(&sink->rendered);
+  sl_meta_template_buf_destroy(&sink->id);
+  sl_meta_template_buf_destroy(&sink->scratch);
   sl__nats_stopper_destroy(&sink->stopper);
   sl__nats_log_limit_destroy(&sink->retry_log);
   sl__nats_log_limit_destroy(&sink->skip_log);
@@ -453,7 +453,7 @@ static sl_status init(const sl_node_ctx *node, const void *config, void **state,
     sink->has_msg_id = st == SL_OK;
   }
   if (st != SL_OK) goto fail;
-  bool fixed = sl__nats_template_is_static(&sink->subject);
+  bool fixed = sl_meta_template_constant(&sink->subject);
   if (fixed && !sl__nats_subject_valid(cfg->subject, false)) {
     st = sl_error_set(err, SL_CONFIG,
                       "subject: \"%s\" is not a subject to publish to (tokens separated by dots, "

@@ -1,144 +1,27 @@
 /*
  * nats_msg.c - templates, subjects, and events to and from NATS messages (nats_msg.h).
  *
- * Sections: buffer - templates - subjects - messages.
+ * Sections: templates - subjects - messages.
  */
 #include "connectors/nats/nats_msg.h"
 
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- buffer ------------------------------------------------------------------------ */
-
-void sl__nats_buf_reset(nats_buf *buf) {
-  buf->len = 0;
-  if (buf->ptr) buf->ptr[0] = '\0';
-}
-
-void sl__nats_buf_append(nats_buf *buf, const void *data, size_t len) {
-  if (buf->len + len + 1 > buf->cap) {
-    size_t cap = buf->cap ? buf->cap : 64;
-    while (cap < buf->len + len + 1) cap *= 2;
-    char *grown = realloc(buf->ptr, cap);
-    if (!grown) abort(); /* host out of memory */
-    buf->ptr = grown;
-    buf->cap = cap;
-  }
-  if (len) memcpy(buf->ptr + buf->len, data, len);
-  buf->len += len;
-  buf->ptr[buf->len] = '\0';
-}
-
-void sl__nats_buf_free(nats_buf *buf) {
-  free(buf->ptr);
-  *buf = (nats_buf){0};
-}
-
 /* ---- templates --------------------------------------------------------------------- */
 
-static void add_piece(nats_template *tmpl, nats_piece_kind kind, const char *text, size_t len) {
-  nats_piece *grown = realloc(tmpl->pieces, (tmpl->count + 1) * sizeof *grown);
-  if (!grown) abort(); /* host out of memory */
-  tmpl->pieces = grown;
-  char *copy = malloc(len + 1);
-  if (!copy) abort();
-  memcpy(copy, text, len);
-  copy[len] = '\0';
-  tmpl->pieces[tmpl->count++] = (nats_piece){kind, copy, len};
-}
-
-sl_status sl__nats_template_parse(nats_template *tmpl, const char *field, const char *text,
+sl_status sl__nats_template_parse(sl_meta_template *tmpl, const char *field, const char *text,
                                   sl_error *err) {
-  *tmpl = (nats_template){.field = field, .source = text};
-  const char *at = text;
-  while (*at) {
-    const char *open = strstr(at, "{{");
-    if (!open) {
-      add_piece(tmpl, NATS_PIECE_TEXT, at, strlen(at));
-      break;
-    }
-    if (open > at) add_piece(tmpl, NATS_PIECE_TEXT, at, (size_t)(open - at));
-    const char *close = strstr(open + 2, "}}");
-    if (!close) {
-      sl__nats_template_destroy(tmpl);
-      return sl_error_set(err, SL_CONFIG,
-                          "%s: \"{{\" is not closed by \"}}\" in \"%s\" (placeholders: "
-                          "{{meta.KEY}}, {{payload_sha256}})",
-                          field, text);
-    }
-    const char *name = open + 2;
-    const char *end = close;
-    while (name < end && *name == ' ') name++;
-    while (end > name && end[-1] == ' ') end--;
-    size_t len = (size_t)(end - name);
-    if (len > 5 && memcmp(name, "meta.", 5) == 0) {
-      add_piece(tmpl, NATS_PIECE_META, name + 5, len - 5);
-    } else if (len == 14 && memcmp(name, "payload_sha256", 14) == 0) {
-      add_piece(tmpl, NATS_PIECE_SHA256, "", 0);
-    } else {
-      sl__nats_template_destroy(tmpl);
-      return sl_error_set(err, SL_CONFIG,
-                          "%s: unknown placeholder {{%.*s}} in \"%s\" (known: {{meta.KEY}}, "
-                          "{{payload_sha256}})",
-                          field, (int)len, name, text);
-    }
-    at = close + 2;
-  }
-  return SL_OK;
+  return sl_meta_template_parse(field, text, SL_META_TEMPLATE_PAYLOAD_SHA256, tmpl, err);
 }
 
-void sl__nats_template_destroy(nats_template *tmpl) {
-  for (size_t i = 0; i < tmpl->count; i++) free(tmpl->pieces[i].text);
-  free(tmpl->pieces);
-  tmpl->pieces = NULL;
-  tmpl->count = 0;
-}
-
-bool sl__nats_template_is_static(const nats_template *tmpl) {
-  for (size_t i = 0; i < tmpl->count; i++)
-    if (tmpl->pieces[i].kind != NATS_PIECE_TEXT) return false;
-  return true;
-}
-
-static const sl_meta *find_meta(const sl_event *event, const char *key, size_t len) {
-  for (size_t i = 0; i < event->meta_count; i++) {
-    const sl_meta *m = &event->meta[i];
-    if (m->key.len == len && memcmp(m->key.ptr, key, len) == 0) return m;
-  }
-  return NULL;
-}
-
-sl_status sl__nats_template_render(const nats_template *tmpl, const sl_event *event, nats_buf *out,
-                                   sl_error *err) {
-  sl__nats_buf_reset(out);
-  sl__nats_buf_append(out, "", 0);
-  for (size_t i = 0; i < tmpl->count; i++) {
-    const nats_piece *piece = &tmpl->pieces[i];
-    switch (piece->kind) {
-    case NATS_PIECE_TEXT:
-      sl__nats_buf_append(out, piece->text, piece->len);
-      break;
-    case NATS_PIECE_META: {
-      const sl_meta *m = find_meta(event, piece->text, piece->len);
-      if (!m)
-        return sl_error_set(err, SL_NOT_FOUND, "%s: an event has no metadata '%s' (for \"%s\")",
-                            tmpl->field, piece->text, tmpl->source);
-      sl__nats_buf_append(out, m->value.ptr, m->value.len);
-      break;
-    }
-    case NATS_PIECE_SHA256: {
-      unsigned char digest[SHA256_DIGEST_LENGTH];
-      SHA256(event->payload.ptr ? event->payload.ptr : (const uint8_t *)"", event->payload.len,
-             digest);
-      char hex[2 * SHA256_DIGEST_LENGTH + 1];
-      for (size_t b = 0; b < SHA256_DIGEST_LENGTH; b++) snprintf(hex + 2 * b, 3, "%02x", digest[b]);
-      sl__nats_buf_append(out, hex, 2 * SHA256_DIGEST_LENGTH);
-      break;
-    }
-    }
-  }
+sl_status sl__nats_template_render(const sl_meta_template *tmpl, const sl_event *event,
+                                   sl_meta_template_buf *out, sl_error *err) {
+  const char *missing = sl_meta_template_expand(tmpl, event, out);
+  if (missing)
+    return sl_error_set(err, SL_NOT_FOUND, "%s: an event has no metadata '%s' (for \"%s\")",
+                        tmpl->field, missing, tmpl->text);
   return SL_OK;
 }
 
@@ -192,7 +75,7 @@ size_t sl__nats_wire_size(const sl_event *event, bool headers, const char *msg_i
 }
 
 sl_status sl__nats_msg_from_event(natsMsg **out, const char *subject, const sl_event *event,
-                                  bool headers, const char *msg_id, nats_buf *scratch,
+                                  bool headers, const char *msg_id, sl_meta_template_buf *scratch,
                                   size_t *skipped, sl_error *err) {
   *out = NULL;
   natsMsg *msg = NULL;
@@ -211,11 +94,11 @@ sl_status sl__nats_msg_from_event(natsMsg **out, const char *subject, const sl_e
         continue;
       }
       /* nats.c takes C strings: key and value side by side in the scratch buffer. */
-      sl__nats_buf_reset(scratch);
-      sl__nats_buf_append(scratch, m->key.ptr, m->key.len);
-      sl__nats_buf_append(scratch, "", 1);
-      sl__nats_buf_append(scratch, m->value.ptr, m->value.len);
-      s = natsMsgHeader_Add(msg, scratch->ptr, scratch->ptr + m->key.len + 1);
+      scratch->len = 0;
+      sl_meta_template_buf_append(scratch, m->key.ptr, m->key.len);
+      sl_meta_template_buf_append(scratch, "", 1);
+      sl_meta_template_buf_append(scratch, m->value.ptr, m->value.len);
+      s = natsMsgHeader_Add(msg, scratch->bytes, scratch->bytes + m->key.len + 1);
       if (s != NATS_OK) goto fail;
     }
   }

@@ -3,7 +3,8 @@
  *
  *   templates   `subject: "orders.{{meta.region}}"`, `msg_id: "{{meta.id}}"`: literal
  *               text with placeholders {{meta.KEY}} (the event's first metadata value
- *               under KEY) and {{payload_sha256}} (hex SHA-256 of the payload)
+ *               under KEY) and {{payload_sha256}} (hex SHA-256 of the payload), parsed
+ *               and expanded by meta_template.h; an event without such a key is not sent
  *   messages    an event becomes a natsMsg whose headers are the event's metadata
  *               (pairs a header cannot carry are skipped and counted); a received
  *               message becomes an event whose metadata are its headers plus extras
@@ -23,52 +24,20 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "connectors/meta_template.h"
 #include "sluice/connector.h"
 
-/* A growable byte buffer, NUL-terminated after every append. */
-typedef struct nats_buf {
-  char *ptr;
-  size_t len;
-  size_t cap;
-} nats_buf;
-
-void sl__nats_buf_reset(nats_buf *buf);
-void sl__nats_buf_append(nats_buf *buf, const void *data, size_t len);
-void sl__nats_buf_free(nats_buf *buf);
-
-/* One piece of a template: literal text, or a placeholder. */
-typedef enum nats_piece_kind {
-  NATS_PIECE_TEXT,
-  NATS_PIECE_META,
-  NATS_PIECE_SHA256
-} nats_piece_kind;
-
-typedef struct nats_piece {
-  nats_piece_kind kind;
-  char *text; /* TEXT: the literal; META: the key */
-  size_t len;
-} nats_piece;
-
-typedef struct nats_template {
-  const char *field;  /* the setting's name, for messages */
-  const char *source; /* the template as written (borrowed from the config) */
-  nats_piece *pieces;
-  size_t count;
-} nats_template;
-
-/* Parses `text` (borrowed for the template's life). SL_CONFIG names `field` and says
- * what is wrong: an unclosed "{{", an unknown placeholder. */
-sl_status sl__nats_template_parse(nats_template *tmpl, const char *field, const char *text,
+/* Parses the setting `field` as a template with {{meta.KEY}} and {{payload_sha256}}
+ * (meta_template.h); SL_CONFIG names `field` and says what is wrong. The caller releases
+ * *tmpl with sl_meta_template_destroy. */
+sl_status sl__nats_template_parse(sl_meta_template *tmpl, const char *field, const char *text,
                                   sl_error *err);
-void sl__nats_template_destroy(nats_template *tmpl);
 
-/* True when the template has no placeholder: it renders the same for every event. */
-bool sl__nats_template_is_static(const nats_template *tmpl);
-
-/* Renders for one event into `out` (reset first). SL_NOT_FOUND when the event lacks a
- * metadata key the template uses; `err` names the key and the setting. */
-sl_status sl__nats_template_render(const nats_template *tmpl, const sl_event *event, nats_buf *out,
-                                   sl_error *err);
+/* Expands a template for one event into `out`. SL_NOT_FOUND when the event lacks a
+ * metadata key the template uses (a NATS sink does not send such an event); `err` names
+ * the setting and the key. */
+sl_status sl__nats_template_render(const sl_meta_template *tmpl, const sl_event *event,
+                                   sl_meta_template_buf *out, sl_error *err);
 
 /* A subject a message can be published to: tokens of printable characters without
  * spaces, separated by single dots, and (unless `wildcards`) no `*` or `>` token. */
@@ -83,7 +52,7 @@ bool sl__nats_subject_valid(const char *subject, bool wildcards);
  * Statuses: SL_OK; SL_INVALID (nats.c refused the message, said in `err`).
  */
 sl_status sl__nats_msg_from_event(natsMsg **out, const char *subject, const sl_event *event,
-                                  bool headers, const char *msg_id, nats_buf *scratch,
+                                  bool headers, const char *msg_id, sl_meta_template_buf *scratch,
                                   size_t *skipped, sl_error *err);
 
 /* The bytes the message sl__nats_msg_from_event makes takes against the server's

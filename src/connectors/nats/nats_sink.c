@@ -42,9 +42,9 @@ typedef struct nats_sink {
   const nats_sink_config *config;
   nats_conn conn;
   bool connected;
-  nats_template subject;
-  nats_buf rendered; /* one event's subject */
-  nats_buf scratch;  /* header key and value, for nats.c */
+  sl_meta_template subject;
+  sl_meta_template_buf rendered; /* one event's subject */
+  sl_meta_template_buf scratch;  /* header key and value, for nats.c */
   /* The batch being written, in order; the first `published` were handed to nats.c
    * without an error (since the last retry). */
   natsMsg **held;
@@ -95,11 +95,11 @@ static sl_status make_messages(nats_sink *sink, const sl_event_list *batch, sl_e
       st = sl_error_set(err, SL_INVALID, "nats sink: %s", why.message);
       break;
     }
-    if (!sl__nats_subject_valid(sink->rendered.ptr, false)) {
+    if (!sl__nats_subject_valid(sink->rendered.bytes, false)) {
       st = sl_error_set(err, SL_INVALID,
                         "nats sink: subject \"%s\" (from \"%s\") is not a valid subject to "
                         "publish to",
-                        sink->rendered.ptr, sink->config->subject);
+                        sink->rendered.bytes, sink->config->subject);
       break;
     }
     size_t size = sl__nats_wire_size(event, sink->config->headers, NULL);
@@ -111,7 +111,7 @@ static sl_status make_messages(nats_sink *sink, const sl_event_list *batch, sl_e
       break;
     }
     natsMsg *msg = NULL;
-    st = sl__nats_msg_from_event(&msg, sink->rendered.ptr, event, sink->config->headers, NULL,
+    st = sl__nats_msg_from_event(&msg, sink->rendered.bytes, event, sink->config->headers, NULL,
                                  &sink->scratch, &skipped, err);
     if (st == SL_OK) hold(sink, msg);
   }
@@ -201,9 +201,9 @@ static void destroy(void *state) {
   release_held(sink);
   free(sink->held);
   if (sink->connected) sl__nats_conn_close(&sink->conn, 1000);
-  sl__nats_template_destroy(&sink->subject);
-  sl__nats_buf_free(&sink->rendered);
-  sl__nats_buf_free(&sink->scratch);
+  sl_meta_template_destroy(&sink->subject);
+  sl_meta_template_buf_destroy(&sink->rendered);
+  sl_meta_template_buf_destroy(&sink->scratch);
   sl__nats_stopper_destroy(&sink->stopper);
   sl__nats_log_limit_destroy(&sink->retry_log);
   sl__nats_log_limit_destroy(&sink->skip_log);
@@ -228,7 +228,7 @@ static sl_status init(const sl_node_ctx *node, const void *config, void **state,
   sl__nats_log_limit_init(&sink->skip_log);
   st = sl__nats_template_parse(&sink->subject, "subject", cfg->subject ? cfg->subject : "", err);
   if (st != SL_OK) goto fail;
-  if (sl__nats_template_is_static(&sink->subject) && !sl__nats_subject_valid(cfg->subject, false)) {
+  if (sl_meta_template_constant(&sink->subject) && !sl__nats_subject_valid(cfg->subject, false)) {
     st = sl_error_set(err, SL_CONFIG,
                       "subject: \"%s\" is not a subject to publish to (tokens separated by dots, "
                       "no spaces, no wildcards)",

@@ -8,7 +8,8 @@
  *            still accepted: Pub/Sub keeps nothing for absent subscribers)
  *   lpush    LPUSH KEY payload...; consecutive events with the same key share one command
  *
- * KEY is the `key` template (key_template.h) rendered for each event.
+ * KEY is the `key` template (meta_template.h) expanded for each event; metadata the event
+ * lacks expands to nothing.
  *
  * Outcomes of one command:
  *   - a normal reply: accepted;
@@ -35,7 +36,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "connectors/redis/key_template.h"
+#include "connectors/meta_template.h"
 #include "connectors/redis/redis_conn.h"
 
 /* Commands are sent in chunks of about this many bytes, each chunk's replies read before
@@ -72,7 +73,7 @@ typedef struct redis_sink {
   const redis_sink_config *config;
   sink_command command;
   char maxlen_text[24];
-  sl_key_template key;
+  sl_meta_template key;
   sl_redis_target target;
   sl_redis_conn conn;
   int wake_fd; /* eventfd: stop() writes it so a wait returns */
@@ -83,9 +84,8 @@ typedef struct redis_sink {
   size_t plan_count, plan_cap;
   char *keys; /* every command's key, back to back */
   size_t keys_len, keys_cap;
-  char *render; /* one rendered key */
-  size_t render_cap;
-  const char **argv; /* one command's arguments */
+  sl_meta_template_buf render; /* one event's key */
+  const char **argv;           /* one command's arguments */
   size_t *lens;
   size_t argv_cap;
 
@@ -111,15 +111,17 @@ static void grow(void **items, size_t *cap, size_t need, size_t size) {
 static void plan_batch(redis_sink *sink, const sl_event_list *batch) {
   sink->plan_count = 0;
   sink->keys_len = 0;
-  bool constant = sl__key_template_constant(&sink->key);
+  bool constant = sl_meta_template_constant(&sink->key);
   for (size_t i = 0; i < batch->count; i++) {
     size_t len = 0;
     if (!constant || i == 0) {
-      len = sl__key_template_render(&sink->key, &batch->items[i], &sink->render, &sink->render_cap);
+      sl_meta_template_expand(&sink->key, &batch->items[i], &sink->render); /* missing: "" */
+      len = sink->render.len;
     }
     planned *last = sink->plan_count ? &sink->plan[sink->plan_count - 1] : NULL;
-    bool same_key = last && (constant || (last->key_len == len && memcmp(sink->keys + last->key_at,
-                                                                         sink->render, len) == 0));
+    bool same_key =
+        last && (constant || (last->key_len == len &&
+                              memcmp(sink->keys + last->key_at, sink->render.bytes, len) == 0));
     if (sink->command == CMD_LPUSH && same_key && last->count < LPUSH_MAX_VALUES) {
       last->count++;
       continue;
@@ -136,7 +138,7 @@ static void plan_batch(redis_sink *sink, const sl_event_list *batch) {
       cmd->key_len = key_len;
     } else {
       grow((void **)&sink->keys, &sink->keys_cap, sink->keys_len + len + 1, 1);
-      memcpy(sink->keys + sink->keys_len, sink->render, len);
+      memcpy(sink->keys + sink->keys_len, sink->render.bytes, len);
       cmd->key_at = sink->keys_len;
       cmd->key_len = len;
       sink->keys_len += len;
@@ -334,11 +336,11 @@ static void destroy(void *state) {
   if (!sink) return;
   sl__redis_close(&sink->conn);
   sl__redis_target_destroy(&sink->target);
-  sl__key_template_destroy(&sink->key);
+  sl_meta_template_destroy(&sink->key);
   if (sink->wake_fd >= 0) close(sink->wake_fd);
   free(sink->plan);
   free(sink->keys);
-  free(sink->render);
+  sl_meta_template_buf_destroy(&sink->render);
   free(sink->argv);
   free(sink->lens);
   free(sink);
@@ -354,7 +356,11 @@ static sl_status init(const sl_node_ctx *node, const void *config, void **state,
   atomic_init(&sink->stopping, false);
   sl_status st = sl__redis_target_init(&sink->target, &cfg->redis, node, err);
   if (st != SL_OK) goto fail;
-  st = sl__key_template_init(&sink->key, cfg->key, err);
+  if (!cfg->key || !cfg->key[0]) {
+    st = sl_error_set(err, SL_CONFIG, "key: must not be empty");
+    goto fail;
+  }
+  st = sl_meta_template_parse("key", cfg->key, 0, &sink->key, err);
   if (st != SL_OK) goto fail;
   const char *command = cfg->command ? cfg->command : "xadd";
   if (strcmp(command, "xadd") == 0) {

@@ -97,7 +97,7 @@ Test(validation, unknown_type) {
                   "  - {id: x, type: zeromq, inputs: [in]}\n",
                   "p.yaml:3:21: node 'out': unknown type 'stdot' (did you mean 'stdout'?)\n"
                   "p.yaml:4:19: node 'x': unknown type 'zeromq' (types: stdin, file, http, "
-                  "generate, nats, jetstream, redis, kafka, stdout, log, null, postgres, "
+                  "generate, nats, jetstream, mqtt, redis, kafka, stdout, log, null, postgres, "
                   "wasm)");
 }
 
