@@ -49,11 +49,11 @@ static void check_inputs(const sl_load_ctx *ctx, sl_pipeline_spec *spec, sl_node
     const sl_node_spec *from = &spec->nodes[ref->index];
     if (!kind_known(from)) continue;
     if (ref->errors && !sl_node_has_errors_output(from))
-      sl__problems_add(ctx->problems, ref->loc.line, ref->loc.col,
-                       "%s: input '%s.errors': only processors and some sources have an errors output, and "
-                       "'%s' is %s",
-                       label, ref->node, ref->node,
-                       sl__node_describe(from, described, sizeof described));
+      sl__problems_add(
+          ctx->problems, ref->loc.line, ref->loc.col,
+          "%s: input '%s.errors': only processors and some sources have an errors output, and "
+          "'%s' is %s",
+          label, ref->node, ref->node, sl__node_describe(from, described, sizeof described));
     else if (from->kind == SL_NODE_SINK)
       sl__problems_add(ctx->problems, ref->loc.line, ref->loc.col,
                        "%s: input '%s' is %s, and sinks have no output to read", label, ref->node,

@@ -121,9 +121,10 @@ static void read_stream(const sl_load_ctx *ctx, const sl_pipeline_spec *spec, co
     return;
   }
   if (node->config && at.errors && !sl_node_has_errors_output(node)) {
-    sl__problems_add(ctx->problems, at.loc.line, at.loc.col,
-                     "%s: '%s.errors': only processors and some sources have an errors output, and '%s' is %s", what,
-                     at.node, at.node, sl__node_describe(node, described, sizeof described));
+    sl__problems_add(
+        ctx->problems, at.loc.line, at.loc.col,
+        "%s: '%s.errors': only processors and some sources have an errors output, and '%s' is %s",
+        what, at.node, at.node, sl__node_describe(node, described, sizeof described));
     return;
   }
   const sl_ynode *list = pair->value;

@@ -73,7 +73,7 @@ static void free_batch(sl_event_list **batch) {
 }
 
 static sl_status emit(sl_source_port *port, sl_event_list **batch, bool errors, sl_ack_fn on_ack,
-                     void *cookie) {
+                      void *cookie) {
   size_t events = (*batch)->count;
   pthread_mutex_lock(&port->lock);
   while (!port->closed && !has_credit(port, events)) pthread_cond_wait(&port->credit, &port->lock);

@@ -44,9 +44,9 @@ sl_status sl_pipeline_tap_add(sl_pipeline *pipeline, const char *node_id, bool e
   if (node == spec->node_count)
     return sl_error_set(err, SL_NOT_FOUND, "pipeline '%s' has no node '%s'", spec->name, node_id);
   if (errors && !sl_node_has_errors_output(&spec->nodes[node]))
-    return sl_error_set(
-        err, SL_INVALID, "node '%s' is a %s without an errors output ('%s.errors')",
-        node_id, spec->nodes[node].kind == SL_NODE_SOURCE ? "source" : "sink", node_id);
+    return sl_error_set(err, SL_INVALID, "node '%s' is a %s without an errors output ('%s.errors')",
+                        node_id, spec->nodes[node].kind == SL_NODE_SOURCE ? "source" : "sink",
+                        node_id);
   sl_tap *tap = calloc(1, sizeof *tap);
   if (!tap) abort(); /* host out of memory */
   *tap = (sl_tap){.fn = fn, .user = user, .node = node, .errors = errors};

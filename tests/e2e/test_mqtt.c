@@ -1005,8 +1005,8 @@ static void feed_lines(sl_seqcheck *check, size_t len, size_t *fed) {
  * still in the pipe. Half of the numbers are published while the host is dead: the
  * broker keeps them for its session.
  */
-Test(reliability, mqtt_qos1_host_killed_mid_stream_then_restarted_loses_nothing,
-     .init = setup, .fini = teardown, .timeout = 300) {
+Test(reliability, mqtt_qos1_host_killed_mid_stream_then_restarted_loses_nothing, .init = setup,
+     .fini = teardown, .timeout = 300) {
   set_name("kill");
   uint64_t count = sl_reliability_count(3000, 30000);
   char fifo[128];

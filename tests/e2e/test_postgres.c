@@ -596,8 +596,8 @@ static void check_table(const char *table, uint64_t expected, sl_seqcheck *check
   PQclear(res);
 }
 
-Test(reliability, postgres_server_killed_and_restarted_mid_stream_loses_nothing,
-     .init = setup, .fini = teardown, .timeout = 300) {
+Test(reliability, postgres_server_killed_and_restarted_mid_stream_loses_nothing, .init = setup,
+     .fini = teardown, .timeout = 300) {
   const int total = 20000;
   sql("CREATE TABLE seq (id bigserial PRIMARY KEY, n bigint)");
   sql("CREATE TABLE seq_once (id bigserial, n bigint PRIMARY KEY)");

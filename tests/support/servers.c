@@ -247,8 +247,8 @@ static bool prepare(sl_test_server *server) {
     const struct passwd *as = postgres_account();
     snprintf(path, sizeof path, "%s/data", server->dir);
     if (as && chown(server->dir, as->pw_uid, as->pw_gid) != 0) return false;
-    char *initdb[] = {PG_BIN "/initdb", "-D",   path,       "-U", "sluice", "--auth=trust",
-                      "--no-sync",      "-E",   "UTF8",     NULL};
+    char *initdb[] = {PG_BIN "/initdb", "-D",        path, "-U",   "sluice",
+                      "--auth=trust",   "--no-sync", "-E", "UTF8", NULL};
     if (!run(server->dir, as, initdb)) return false;
     return true;
   }
@@ -272,15 +272,27 @@ static pid_t launch(sl_test_server *server) {
   }
   case SL_TEST_REDIS: {
     /* appendfsync always: a restart keeps every acknowledged write, as tests expect. */
-    char *argv[] = {"redis-server", "--port",       port,        "--bind",  "127.0.0.1",
-                    "--dir",        dir,            "--save",    "",        "--appendonly",
-                    "yes",          "--appendfsync", "always",   "--daemonize", "no",
+    char *argv[] = {"redis-server",
+                    "--port",
+                    port,
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    dir,
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--daemonize",
+                    "no",
                     NULL};
     return spawn(server->dir, NULL, argv);
   }
   case SL_TEST_POSTGRES: {
     snprintf(path, sizeof path, "%s/data", server->dir);
-    char *argv[] = {PG_BIN "/postgres", "-D", path, "-p", port, "-k", dir, "-c",
+    char *argv[] = {PG_BIN "/postgres",           "-D", path,        "-p", port, "-k", dir, "-c",
                     "listen_addresses=127.0.0.1", "-c", "fsync=off", NULL};
     return spawn(server->dir, postgres_account(), argv);
   }
