@@ -83,6 +83,9 @@ static void native(jsCtx *js, long n, int batch) {
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = "BENCH_IN";
+  /* The server's default (1000) would stall fetches of more; Sluice's consumer uses
+   * 20000 (the jetstream source's max_ack_pending). */
+  so.Config.MaxAckPending = 20000;
   natsSubscription *sub = NULL;
   check(js_PullSubscribe(&sub, js, "bench.in", "native", NULL, &so, &jerr), "pull subscribe");
   jsPubOptions po;
