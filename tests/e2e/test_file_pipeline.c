@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/e2e.h"
 #include "../support/fixture.h"
 
 static char folder[64];
@@ -173,33 +174,15 @@ static long long checkpoint_offset(const char *name, unsigned long long *ino) {
 
 /* Starts `sluice run PIPELINE` in the test folder; stderr goes to FOLDER/`log_name`. */
 static pid_t start_sluice(const char *pipeline, const char *log_name) {
-  const char *bin = getenv("SLUICE_BIN");
-  cr_assert(bin, "SLUICE_BIN is not set: run the tests with `make test`");
-  char log_path[128];
-  in_folder(log_path, log_name);
-  pid_t pid = fork();
-  cr_assert_neq(pid, -1);
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
-    int log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int null_fd = open("/dev/null", O_RDWR);
-    dup2(null_fd, STDIN_FILENO);
-    dup2(log_fd, STDOUT_FILENO);
-    dup2(log_fd, STDERR_FILENO);
-    if (chdir(folder) != 0) _exit(127);
-    execl(bin, "sluice", "run", pipeline, (char *)NULL);
-    _exit(127);
-  }
-  child = pid;
-  return pid;
+  child = e2e_run_child(folder, pipeline, NULL, log_name);
+  return child;
 }
 
 /* Waits for the child; its exit status, or -1 if it was killed by a signal. */
 static int wait_sluice(pid_t pid) {
-  int status = 0;
-  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  int code = e2e_wait(pid, NULL);
   child = -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return code;
 }
 
 static int run_sluice(const char *pipeline, const char *log_name) {

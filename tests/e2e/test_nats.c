@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/e2e.h"
 #include "../support/fixture.h"
 #include "../support/http_receiver.h"
 #include "../support/seqcheck.h"
@@ -173,25 +174,8 @@ __attribute__((format(printf, 2, 3))) static const char *write_pipeline(const ch
 
 /* Starts `sluice run PIPELINE` in the folder; stdout and stderr go to FOLDER/log. */
 static pid_t start_sluice(int slot, const char *pipeline, const char *log) {
-  const char *bin = getenv("SLUICE_BIN");
-  cr_assert(bin, "SLUICE_BIN is not set: run the tests with `make test`");
-  char log_path[192];
-  snprintf(log_path, sizeof log_path, "%s", in_folder(log));
-  pid_t pid = fork();
-  cr_assert_neq(pid, -1);
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
-    int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int null_fd = open("/dev/null", O_RDWR);
-    dup2(null_fd, STDIN_FILENO);
-    dup2(fd, STDOUT_FILENO);
-    dup2(fd, STDERR_FILENO);
-    if (chdir(folder) != 0) _exit(127);
-    execl(bin, "sluice", "run", pipeline, (char *)NULL);
-    _exit(127);
-  }
-  children[slot] = pid;
-  return pid;
+  children[slot] = e2e_run_child(folder, pipeline, NULL, log);
+  return children[slot];
 }
 
 /* SIGTERM, then the exit status (-1 when killed by a signal); fails after 30 s. */

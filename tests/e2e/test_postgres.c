@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../support/e2e.h"
 #include "../support/seqcheck.h"
 #include "../support/servers.h"
 #include "connectors/postgres/postgres_sink.h"
@@ -137,33 +138,14 @@ static const char *read_file(const char *name) {
 /* Starts `sluice run p.yaml` in the folder: stdin from FOLDER/`input` (or /dev/null),
  * stdout and stderr to FOLDER/`log`. */
 static pid_t start_sluice(const char *input, const char *log) {
-  const char *bin = getenv("SLUICE_BIN");
-  cr_assert(bin, "SLUICE_BIN is not set: run the tests with `make test`");
-  char log_path[128], input_path[128];
-  in_folder(log_path, log);
-  if (input) in_folder(input_path, input);
-  pid_t pid = fork();
-  cr_assert_neq(pid, -1);
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
-    int log_fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int in_fd = open(input ? input_path : "/dev/null", O_RDONLY);
-    dup2(in_fd, STDIN_FILENO);
-    dup2(log_fd, STDOUT_FILENO);
-    dup2(log_fd, STDERR_FILENO);
-    if (chdir(folder) != 0) _exit(127);
-    execl(bin, "sluice", "run", "p.yaml", (char *)NULL);
-    _exit(127);
-  }
-  child = pid;
-  return pid;
+  child = e2e_run_child(folder, "p.yaml", input, log);
+  return child;
 }
 
 static int wait_sluice(pid_t pid) {
-  int status = 0;
-  cr_assert_eq(waitpid(pid, &status, 0), pid);
+  int code = e2e_wait(pid, NULL);
   child = -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return code;
 }
 
 /* Runs the pipeline to its end; its exit code. The log is in FOLDER/`log`. */

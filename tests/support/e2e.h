@@ -8,12 +8,14 @@
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -118,6 +120,33 @@ __attribute__((format(printf, 2, 3))) static inline pid_t e2e_spawn(const char *
   cr_assert(pid >= 0);
   if (pid == 0) {
     execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+  }
+  return pid;
+}
+
+/*
+ * Starts `sluice run PIPELINE` in `dir`, stdin from `input` (NULL: /dev/null), stdout and
+ * stderr into `log`; relative paths resolve in `dir`. Unlike e2e_spawn there is no shell,
+ * and the child dies with the test process (PR_SET_PDEATHSIG), so a failed assertion
+ * never leaves a host running against the test's servers.
+ */
+static inline pid_t e2e_run_child(const char *dir, const char *pipeline, const char *input,
+                                  const char *log) {
+  const char *bin = e2e_bin();
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  cr_assert_neq(pid, -1);
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent || chdir(dir) != 0) _exit(127);
+    int log_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int in_fd = open(input ? input : "/dev/null", O_RDONLY);
+    if (log_fd < 0 || in_fd < 0) _exit(127);
+    dup2(in_fd, STDIN_FILENO);
+    dup2(log_fd, STDOUT_FILENO);
+    dup2(log_fd, STDERR_FILENO);
+    execl(bin, "sluice", "run", pipeline, (char *)NULL);
     _exit(127);
   }
   return pid;
