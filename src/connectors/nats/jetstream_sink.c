@@ -434,12 +434,8 @@ static sl_status check_stream(jetstream_sink *sink, sl_error *err) {
 static sl_status init(const sl_node_ctx *node, const void *config, void **state, sl_error *err) {
   const js_sink_config *cfg = config;
   sl_status st = sl__nats_conn_check(&cfg->conn, err);
+  if (st == SL_OK) st = sl__nats_sink_limits_check(cfg->timeout, cfg->max_retries, err);
   if (st != SL_OK) return st;
-  if (cfg->timeout == 0) return sl_error_set(err, SL_CONFIG, "timeout: must be more than 0 ms");
-  if (cfg->max_retries < -1)
-    return sl_error_set(err, SL_CONFIG,
-                        "max_retries: must be -1 (retry until shutdown) or at least 0, got %lld",
-                        (long long)cfg->max_retries);
   jetstream_sink *sink = calloc(1, sizeof *sink);
   if (!sink) return sl_error_set(err, SL_NOMEM, "out of memory");
   sink->node = node;
@@ -447,20 +443,13 @@ static sl_status init(const sl_node_ctx *node, const void *config, void **state,
   sl__nats_stopper_init(&sink->stopper);
   sl__nats_log_limit_init(&sink->retry_log);
   sl__nats_log_limit_init(&sink->skip_log);
-  st = sl__nats_template_parse(&sink->subject, "subject", cfg->subject ? cfg->subject : "", err);
+  st = sl__nats_subject_template_parse(&sink->subject, cfg->subject, err);
   if (st == SL_OK && cfg->msg_id) {
     st = sl__nats_template_parse(&sink->msg_id, "msg_id", cfg->msg_id, err);
     sink->has_msg_id = st == SL_OK;
   }
   if (st != SL_OK) goto fail;
   bool fixed = sl_meta_template_constant(&sink->subject);
-  if (fixed && !sl__nats_subject_valid(cfg->subject, false)) {
-    st = sl_error_set(err, SL_CONFIG,
-                      "subject: \"%s\" is not a subject to publish to (tokens separated by dots, "
-                      "no spaces, no wildcards)",
-                      cfg->subject ? cfg->subject : "");
-    goto fail;
-  }
   st = sl__nats_conn_open(&sink->conn, node, &cfg->conn, "jetstream sink", err);
   if (st != SL_OK) goto fail;
   sink->connected = true;

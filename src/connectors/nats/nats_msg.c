@@ -16,6 +16,27 @@ sl_status sl__nats_template_parse(sl_meta_template *tmpl, const char *field, con
   return sl_meta_template_parse(field, text, SL_META_TEMPLATE_PAYLOAD_SHA256, tmpl, err);
 }
 
+sl_status sl__nats_subject_template_parse(sl_meta_template *tmpl, const char *subject,
+                                          sl_error *err) {
+  if (!subject) subject = "";
+  sl_status st = sl__nats_template_parse(tmpl, "subject", subject, err);
+  if (st == SL_OK && sl_meta_template_constant(tmpl) && !sl__nats_subject_valid(subject, false))
+    st = sl_error_set(err, SL_CONFIG,
+                      "subject: \"%s\" is not a subject to publish to (tokens separated by dots, "
+                      "no spaces, no wildcards)",
+                      subject);
+  return st;
+}
+
+sl_status sl__nats_sink_limits_check(uint64_t timeout, int64_t max_retries, sl_error *err) {
+  if (timeout == 0) return sl_error_set(err, SL_CONFIG, "timeout: must be more than 0 ms");
+  if (max_retries < -1)
+    return sl_error_set(err, SL_CONFIG,
+                        "max_retries: must be -1 (retry until shutdown) or at least 0, got %lld",
+                        (long long)max_retries);
+  return SL_OK;
+}
+
 sl_status sl__nats_template_render(const sl_meta_template *tmpl, const sl_event *event,
                                    sl_meta_template_buf *out, sl_error *err) {
   const char *missing = sl_meta_template_expand(tmpl, event, out);

@@ -33,6 +33,14 @@
 sl_status sl__nats_template_parse(sl_meta_template *tmpl, const char *field, const char *text,
                                   sl_error *err);
 
+/* Parses a sink's `subject` template; a subject without placeholders must also be one a
+ * message can be published to. The caller releases *tmpl as above. */
+sl_status sl__nats_subject_template_parse(sl_meta_template *tmpl, const char *subject,
+                                          sl_error *err);
+
+/* Checks the settings both NATS sinks have: `timeout` > 0, `max_retries` >= -1. */
+sl_status sl__nats_sink_limits_check(uint64_t timeout, int64_t max_retries, sl_error *err);
+
 /* Expands a template for one event into `out`. SL_NOT_FOUND when the event lacks a
  * metadata key the template uses (a NATS sink does not send such an event); `err` names
  * the setting and the key. */
