@@ -198,20 +198,20 @@ Test(reliability, jetstream_kill_9_at_random_moments_loses_nothing, .timeout = 9
   producer p;
   producer_start(&p, in.url);
   for (unsigned k = 0; k < kills; k++) {
-    pid_t host = e2e_spawn(dir, "run p.yaml");
+    pid_t host = e2e_run_child(dir, "p.yaml", NULL, "host.log");
     usleep((useconds_t)(150 + rand() % 450) * 1000); /* a random moment mid-stream */
     cr_assert_eq(kill(host, SIGKILL), 0);
     int sig = 0;
     e2e_wait(host, &sig);
     char err_path[256];
-    snprintf(err_path, sizeof err_path, "%s/.stderr", dir);
+    snprintf(err_path, sizeof err_path, "%s/host.log", dir);
     cr_assert_eq(sig, SIGKILL, "run %u ended before it was killed: %s", k, e2e_read(err_path));
   }
   uint64_t produced = producer_stop(&p);
   cr_assert_gt(produced, 1000u);
 
   /* One last run delivers what is left, including what the last kill left unacked. */
-  pid_t host = e2e_spawn(dir, "run p.yaml");
+  pid_t host = e2e_run_child(dir, "p.yaml", NULL, "host.log");
   sl_seqcheck check;
   check_output(&out_peer, produced, 60000, &check);
   kill(host, SIGTERM);
@@ -239,7 +239,7 @@ Test(reliability, jetstream_sink_server_restarted_mid_stream_loses_nothing, .tim
 
   producer p;
   producer_start(&p, in.url);
-  pid_t host = e2e_spawn(dir, "run p.yaml");
+  pid_t host = e2e_run_child(dir, "p.yaml", NULL, "host.log");
   /* Let events flow, then take the output server away for a second and bring it back
    * with its data; the sink retries and the source holds what was not accepted. */
   uint64_t deadline = now_ms() + 10000;
