@@ -15,7 +15,7 @@ LDFLAGS_COMMON := -pthread $(SANITIZE) -Wl,--dynamic-list=src/wasm/host_symbols.
                   -Wl,--undefined=__lsan_default_suppressions
 LIBS     := -lnats -lmosquitto -lhiredis -lrdkafka -lpq -lh2o -luv -lcurl -lfyaml -ljansson -lsqlite3 -lssl -lcrypto -ldl -lm
 
-LIB_SRCS := $(wildcard src/core/*.c src/wasm/*.c src/config/*.c src/connectors/*.c src/connectors/*/*.c \
+LIB_SRCS := $(wildcard src/core/*.c src/wasm/*.c src/caps/*.c src/config/*.c src/connectors/*.c src/connectors/*/*.c \
                        src/daemon/*.c)
 CLI_SRCS := $(wildcard src/cli/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/src/wasm/guest_prelude_blob.o
