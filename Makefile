@@ -29,7 +29,7 @@ BOOTSTRAP_STAMP := build/.bootstrap-ok
 
 all: $(BUILD)/sluice
 
-$(BOOTSTRAP_STAMP): scripts/bootstrap $(wildcard sdk/assemblyscript/package*.json)
+$(BOOTSTRAP_STAMP): scripts/bootstrap $(wildcard sdk/assemblyscript/package*.json tools/jco/package*.json)
 	@mkdir -p $(dir $@)
 	./scripts/bootstrap
 	@touch $@

@@ -4,8 +4,14 @@
 # pinned AssemblyScript compiler).
 #
 # C processors:     examples/processors/NAME/NAME.c  ->  NAME.wasm        (sdk/c/sluice.h)
-# Rust processor:   examples/processors/upper-rust   ->  upper_rust.wasm  (sdk/rust/sluice.rs)
+# Rust processors:  examples/processors/upper-rust   ->  upper_rust.wasm  (sdk/rust/sluice.rs)
+#                   examples/processors/counter      ->  counter.wasm
 # AssemblyScript:   examples/processors/upper-as     ->  upper_as.wasm    (sdk/assemblyscript)
+#                   examples/processors/hello-log    ->  hello-log.wasm
+# Components:       examples/components.mk (jco-built components of some of these)
+#
+# kv-enrich, http-enrich, counter and hello-log use capabilities (docs/capabilities/);
+# examples/pipelines/ has a pipeline that grants what each needs.
 
 EXAMPLES_SRC       := examples/processors
 EXAMPLES_OUT       := $(BUILD)/examples
@@ -24,9 +30,10 @@ EXAMPLES_AS_SDK    := sdk/assemblyscript
 EXAMPLES_ASC       := $(EXAMPLES_AS_SDK)/node_modules/.bin/asc
 EXAMPLES_ASFLAGS   ?= --config $(EXAMPLES_AS_SDK)/asconfig.json
 
-EXAMPLES_C_NAMES   := upper filter split redact passthrough logfilter
+EXAMPLES_C_NAMES   := upper filter split redact passthrough logfilter kv-enrich http-enrich
 EXAMPLES_WASM      := $(EXAMPLES_C_NAMES:%=$(EXAMPLES_OUT)/%.wasm) \
-                      $(EXAMPLES_OUT)/upper_rust.wasm $(EXAMPLES_OUT)/upper_as.wasm
+                      $(EXAMPLES_OUT)/upper_rust.wasm $(EXAMPLES_OUT)/upper_as.wasm \
+                      $(EXAMPLES_OUT)/counter.wasm $(EXAMPLES_OUT)/hello-log.wasm
 
 .PHONY: examples
 examples: $(EXAMPLES_WASM)
@@ -44,8 +51,18 @@ $(EXAMPLES_OUT)/upper_rust.wasm: $(EXAMPLES_SRC)/upper-rust/upper.rs sdk/rust/sl
 	@mkdir -p $(dir $@)
 	$(RUSTC_WASM) $(EXAMPLES_RUSTFLAGS) $< -o $@
 
+$(EXAMPLES_OUT)/counter.wasm: $(EXAMPLES_SRC)/counter/counter.rs sdk/rust/sluice.rs \
+                              | $(BOOTSTRAP_STAMP)
+	@mkdir -p $(dir $@)
+	$(RUSTC_WASM) $(EXAMPLES_RUSTFLAGS) $< -o $@
+
 $(EXAMPLES_OUT)/upper_as.wasm: $(EXAMPLES_SRC)/upper-as/upper.ts $(EXAMPLES_AS_SDK)/sluice.ts \
                                $(EXAMPLES_AS_SDK)/asconfig.json | $(BOOTSTRAP_STAMP) $(EXAMPLES_ASC)
+	@mkdir -p $(dir $@)
+	$(EXAMPLES_ASC) $< $(EXAMPLES_ASFLAGS) -o $@
+
+$(EXAMPLES_OUT)/hello-log.wasm: $(EXAMPLES_SRC)/hello-log/hello.ts $(EXAMPLES_AS_SDK)/sluice.ts \
+                                $(EXAMPLES_AS_SDK)/asconfig.json | $(BOOTSTRAP_STAMP) $(EXAMPLES_ASC)
 	@mkdir -p $(dir $@)
 	$(EXAMPLES_ASC) $< $(EXAMPLES_ASFLAGS) -o $@
 
@@ -53,3 +70,6 @@ $(EXAMPLES_OUT)/upper_as.wasm: $(EXAMPLES_SRC)/upper-as/upper.ts $(EXAMPLES_AS_S
 # This runs only when node_modules is missing although the bootstrap stamp exists.
 $(EXAMPLES_ASC):
 	cd $(EXAMPLES_AS_SDK) && npm ci --no-audit --no-fund --silent
+
+# Components built with jco from the modules above.
+include examples/components.mk

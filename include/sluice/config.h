@@ -23,6 +23,7 @@ typedef enum sl_conf_type {
   SL_CONF_ENUM,     /* char *, one of `choices`                                      */
   SL_CONF_MAP,      /* sl_conf_map: a mapping of scalars, kept in order              */
   SL_CONF_LIST,     /* sl_conf_list: [a, b] or "a, b" (a comma-separated text)       */
+  SL_CONF_CAPABILITIES, /* sl_capabilities (capabilities.h): a wasm node's grants   */
 } sl_conf_type;
 
 /* An ordered string-to-string map (`config:`, `headers:`...). Owned by the spec. */

@@ -38,7 +38,8 @@
   X(OUT_OF_MEMORY, "out-of-memory", "memory limit reached")                                        \
   X(BAD_RESULT, "bad-result", "the processor returned a malformed result")                         \
   X(PROCESSOR_ERROR, "processor-error", "the processor returned an error")                         \
-  X(EXIT, "exit", "the processor called proc_exit")
+  X(EXIT, "exit", "the processor called proc_exit")                                               \
+  X(BAD_IMPORT_CALL, "bad-import-call", "the processor called a host import with invalid arguments")
 
 typedef enum sl_fault_kind {
 #define SL_FAULT_ENUM(id, name, text) SL_FAULT_##id,
@@ -133,6 +134,12 @@ sl_status sl_module_load_bytes(sl_engine *engine, const uint8_t *wasm, size_t le
                                const char *display_name, sl_module **out, sl_compile_info *info,
                                sl_error *err);
 void sl_module_retain(sl_module *module);
+
+/* Whether the module imports capability `capability` ("logging", "config", "keyvalue",
+ * "http"); if so, `import` (may be NULL) gets the first such import as "MODULE NAME", e.g.
+ * "wasi:keyvalue/store@0.2.0-draft2 open", for messages. */
+bool sl_module_uses_capability(const sl_module *module, const char *capability, char *import,
+                               size_t import_cap);
 void sl_module_release(sl_module *module);
 
 typedef struct sl_pool_options {
@@ -147,6 +154,9 @@ typedef struct sl_pool_options {
    * pipeline's log. Called on the thread running the pool, with `log_user`. */
   sl_log_fn log;
   void *log_user;
+  /* What the node was granted besides logging and config (src/caps/node_caps.h); NULL:
+   * nothing. Not owned: it must outlive the pool. */
+  const struct sl_node_caps *caps;
 } sl_pool_options;
 
 /*

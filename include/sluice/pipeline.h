@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sluice/capabilities.h"
 #include "sluice/config.h"
 #include "sluice/connector.h"
 #include "sluice/engine.h"
@@ -46,6 +47,7 @@ typedef struct sl_wasm_config {
   uint64_t time_limit;   /* ms per call; 0 = engine default */
   uint64_t stack;        /* bytes; 0 = engine default */
   int64_t recycle_calls; /* replace an instance after this many calls; 0 = never */
+  sl_capabilities capabilities; /* what the processor may use besides logging and config */
 } sl_wasm_config;
 
 extern const sl_conf_field sl_wasm_fields[];

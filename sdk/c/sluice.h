@@ -20,25 +20,38 @@
  * runs concurrently inside one instance, and an instance may live for millions of events.
  *
  * Memory, the one rule to know: everything the SDK hands you or allocates for you during
- * a call (the input event, emitted payloads and metadata, sluice_alloc, sluice_buf)
- * lives in a per-call arena that is released in one step after the host has copied the
- * result out. You never free any of it, nothing leaks from one event to the next, and you
- * must not keep pointers to it across calls: copy into malloc'd memory what must outlive
- * the event. Configuration (sluice_config_get) lives as long as the instance.
- * Output functions return false (or NULL) when memory runs out; the call then fails with
- * "out of memory" even if the processor ignores the return value.
+ * a call (the input event, emitted payloads and metadata, sluice_alloc, sluice_buf, and
+ * every value a capability call returns) lives in a per-call arena that is released in
+ * one step after the host has copied the result out. You never free any of it, nothing
+ * leaks from one event to the next, and you must not keep pointers to it across calls:
+ * copy into malloc'd memory what must outlive the event. "The call" is init as well as
+ * process: what a capability returns during init is valid until init returns, so copy
+ * what the instance keeps. Configuration (sluice_config_get) lives as long as the
+ * instance. Output functions return false (or NULL) when memory runs out; the call then
+ * fails with "out of memory" even if the processor ignores the return value.
  *
- * Logging: write whole lines to stderr or stdout (fprintf, printf); the host turns them
- * into log lines tagged with the node id. Files and sockets are not available (WASI calls
- * for them return an error), nor is anything else outside WASI.
+ * Capabilities (section 6): logging (sluice_log), the node's live configuration
+ * (sluice_config), key-value buckets (sluice_kv_*) and outgoing HTTP (sluice_http_*).
+ * Each is a Wasm import, and a module imports only the functions it calls: one that never
+ * calls sluice_kv_open imports no key-value function. Key-value and HTTP need a grant in
+ * the pipeline file (`capabilities:`), and Sluice refuses to load a module that imports
+ * one its node was not granted; docs/capabilities/ has a page for each.
+ *
+ * Logging: sluice_log(SLUICE_LOG_INFO, "context", "message") goes through wasi:logging,
+ * with a level. Lines written to stderr or stdout (fprintf, printf) work too; the host
+ * turns them into log lines tagged with the node id. Files and sockets are not available
+ * (WASI calls for them return an error).
  *
  * This header implements the canonical-ABI lowering of the world in wit/processor.wit
- * (exports memory, cabi_realloc, process, cabi_post_process, init, cabi_post_init).
- * Everything in it is static, so include it from exactly one .c file: the processor.
+ * (exports memory, cabi_realloc, process, cabi_post_process, init, cabi_post_init, and
+ * the lowering of the capability imports). Everything in it is static, so include it
+ * from exactly one .c file: the processor.
  *
  * Sections: 1. types  2. reading the input  3. emitting output  4. building payloads
- *           5. configuration and init  6. SLUICE_PROCESSOR / SLUICE_INIT
- *           7. implementation (not API: names with a double underscore are private)
+ *           5. configuration and init  6. capabilities: logging, key-value, HTTP
+ *           7. SLUICE_PROCESSOR / SLUICE_INIT
+ *           8. implementation (not API: names with a double underscore are private)
+ *           9. implementation of the capabilities
  */
 #ifndef SLUICE_H
 #define SLUICE_H
@@ -92,11 +105,11 @@ _Static_assert(sizeof(sluice_event) == 16, "sluice_event must be the ABI's event
 /* The result of one call, under construction. Only the functions below touch its fields. */
 typedef struct sluice_out {
   const sluice_event *input;
-  sluice_event *events;     /* the ABI's list<event>, in the arena */
-  uint32_t *meta_capacity;  /* per event: 0 = metadata still borrowed from the input */
+  sluice_event *events;    /* the ABI's list<event>, in the arena */
+  uint32_t *meta_capacity; /* per event: 0 = metadata still borrowed from the input */
   size_t count;
   size_t capacity;
-  const char *error;        /* set by sluice_fail: the call returns err(error) */
+  const char *error; /* set by sluice_fail: the call returns err(error) */
   size_t error_len;
 } sluice_out;
 
@@ -210,6 +223,10 @@ SLUICE__API bool sluice_buf_append_byte(sluice_buf *buf, uint8_t byte) {
   return sluice_buf_append(buf, &byte, 1);
 }
 
+/* A NUL-terminated copy of `bytes` in the arena, for the functions that take a C string
+ * (a key-value key taken from the payload, a URL). NULL when out of memory. */
+SLUICE__API const char *sluice_cstr(sluice_bytes bytes);
+
 /* ---------------------------------------------------------------------------------------
  * 5. Configuration and init
  *
@@ -230,8 +247,177 @@ SLUICE__API int sluice_init_fail(sluice_init *init, const char *message);
 SLUICE__API int sluice_init_failf(sluice_init *init, const char *format, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* The same configuration read through the wasi:config import instead of the copy init
+ * received: the value of `key` as a NUL-terminated string in the arena (valid until the
+ * call returns), or NULL when the key is not configured (or the host reports an error,
+ * which Sluice never does). In Sluice both give the same answer; sluice_config is the
+ * portable way (a component host without Sluice's init export still provides
+ * wasi:config/store), and it costs a host call, so read it once in init when you can.
+ * sluice_config_get imports nothing. */
+SLUICE__API const char *sluice_config(const char *key);
+
+/* Every configuration pair through wasi:config, in the pipeline file's order, in the
+ * arena. False when the host reports an error (Sluice never does). */
+SLUICE__API bool sluice_config_all(const sluice_meta **pairs, size_t *count);
+
 /* ---------------------------------------------------------------------------------------
- * 6. Declaring the processor
+ * 6. Capabilities
+ *
+ * Each function below calls a host import; the module imports it only if the processor
+ * calls it. Results (values, keys, response bodies, error messages) are arena memory
+ * under the rule at the top of this file: valid until the current call (process or
+ * init) returns. Functions that can fail return false and, when `err` is not NULL, fill
+ * it in; `err` is never needed for success.
+ *
+ * 6a. Logging (wasi:logging/logging, always granted)
+ */
+
+/* The wasi:logging levels. The node's `capabilities: {logging: {level: L}}` (default
+ * info) drops the lines below L before they reach the log. */
+typedef enum sluice_log_level {
+  SLUICE_LOG_TRACE,
+  SLUICE_LOG_DEBUG,
+  SLUICE_LOG_INFO,
+  SLUICE_LOG_WARN,
+  SLUICE_LOG_ERROR,
+  SLUICE_LOG_CRITICAL,
+} sluice_log_level;
+
+/* Logs `message` at `level`; `context` (may be NULL or "") groups related lines, e.g. the
+ * processor's name or the subsystem. The host tags the line with the node id. */
+SLUICE__API void sluice_log(sluice_log_level level, const char *context, const char *message);
+
+/* sluice_log with a printf format (pulls printf into the module, ~20 KiB). */
+SLUICE__API void sluice_logf(sluice_log_level level, const char *context, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* What went wrong in a key-value or HTTP call. `code` is one of the sluice_kv_error_code
+ * or sluice_http_error_code values (the cases of the WIT `error` variants); `message` is
+ * the case's name, followed by ": " and the host's explanation when it gives one, e.g.
+ * "denied: http://10.0.0.1:80 is not in allowed_hosts". NUL-terminated, in the arena. */
+typedef struct sluice_error {
+  int code;
+  const char *message;
+} sluice_error;
+
+/* ---------------------------------------------------------------------------------------
+ * 6b. Key-value buckets (wasi:keyvalue/store and atomics; granted per bucket with
+ *     `capabilities: {keyvalue: {NAME: memory | local | "redis://HOST:PORT/DB"}}`)
+ *
+ * Open a bucket once, in init, and keep it for the instance's life: a bucket is a small
+ * handle, not memory, so the arena rule does not apply to it. All the instances and
+ * workers of a pipeline share a bucket; increment is atomic across all of them. Keys are
+ * strings; values are bytes (a counter's value is its decimal text, e.g. "42").
+ */
+
+/* The cases of wasi:keyvalue's `error`. */
+typedef enum sluice_kv_error_code {
+  SLUICE_KV_NO_SUCH_STORE = 0, /* the grant names no bucket of that name */
+  SLUICE_KV_ACCESS_DENIED = 1,
+  SLUICE_KV_OTHER = 2, /* the backend failed (connection, disk, not a number, ...) */
+} sluice_kv_error_code;
+
+typedef struct sluice_bucket {
+  uint32_t handle; /* the host's handle, per instance */
+  bool open;       /* false when sluice_kv_open failed or after sluice_kv_close */
+} sluice_bucket;
+
+/* Opens bucket `name`; `.open` is false when it failed (see `err`). */
+SLUICE__API sluice_bucket sluice_kv_open(const char *name, sluice_error *err);
+
+/* Releases the handle (the bucket and its data stay). Optional: the instance's handles go
+ * away with it. */
+SLUICE__API void sluice_kv_close(sluice_bucket *bucket);
+
+/* Reads `key`. Found: `*value` is the value (arena) and `*found` true; absent: `*value` is
+ * {NULL, 0} and `*found` false (`found` may be NULL). False only when the call failed. */
+SLUICE__API bool sluice_kv_get(sluice_bucket bucket, const char *key, sluice_bytes *value,
+                               bool *found, sluice_error *err);
+
+/* Stores `len` bytes at `key`, replacing any earlier value. */
+SLUICE__API bool sluice_kv_set(sluice_bucket bucket, const char *key, const void *value, size_t len,
+                               sluice_error *err);
+
+/* Removes `key`; succeeds when it was absent. */
+SLUICE__API bool sluice_kv_delete(sluice_bucket bucket, const char *key, sluice_error *err);
+
+/* `*exists` tells whether `key` has a value. */
+SLUICE__API bool sluice_kv_exists(sluice_bucket bucket, const char *key, bool *exists,
+                                  sluice_error *err);
+
+/* One page of keys, in no particular order. */
+typedef struct sluice_kv_keys {
+  const sluice_bytes *keys; /* UTF-8, not NUL-terminated */
+  size_t count;
+  const char *cursor; /* pass it to the next call; NULL when this was the last page */
+} sluice_kv_keys;
+
+/* A page of keys: `cursor` NULL for the first page, then the previous page's cursor. */
+SLUICE__API bool sluice_kv_list_keys(sluice_bucket bucket, const char *cursor, sluice_kv_keys *page,
+                                     sluice_error *err);
+
+/* Adds `delta` to the counter at `key` (an absent key counts as 0) and sets `*result`
+ * (may be NULL) to the new value, atomically across every instance and worker. Fails
+ * with SLUICE_KV_OTHER when the value there is not a decimal integer. */
+SLUICE__API bool sluice_kv_increment(sluice_bucket bucket, const char *key, int64_t delta,
+                                     int64_t *result, sluice_error *err);
+
+/* ---------------------------------------------------------------------------------------
+ * 6c. Outgoing HTTP (sluice:processor/outgoing-http; granted with
+ *     `capabilities: {http: {allowed_hosts: ["api.example.com:443"]}}`)
+ *
+ * One call sends a whole request and returns the whole response, after the redirects the
+ * grant allows. Headers the grant configures for the host (secrets) are added by the host
+ * and never visible here. Any status is a response, 404 and 500 included: the call fails
+ * only when there is no response.
+ */
+
+/* The cases of outgoing-http's `error`. */
+typedef enum sluice_http_error_code {
+  SLUICE_HTTP_DENIED = 0,          /* the grant does not allow the target */
+  SLUICE_HTTP_INVALID_REQUEST = 1, /* unparsable URL, unknown method, bad header */
+  SLUICE_HTTP_TIMEOUT = 2,         /* no complete response within the grant's timeout */
+  SLUICE_HTTP_TOO_LARGE = 3,       /* a body exceeds the grant's caps */
+  SLUICE_HTTP_FAILED = 4,          /* name resolution, connection, TLS, protocol */
+} sluice_http_error_code;
+
+/* A request; everything is borrowed for the call. Zero-initialise what you leave out. */
+typedef struct sluice_http_request {
+  const char *method;         /* "GET" (when NULL), "POST", "PUT", "PATCH", "DELETE", "HEAD" */
+  const char *url;            /* absolute, http:// or https:// */
+  const sluice_meta *headers; /* name/value pairs, e.g. {sluice_str("accept"), ...} */
+  size_t header_count;
+  sluice_bytes body;
+} sluice_http_request;
+
+/* A response, in the arena. */
+typedef struct sluice_http_response {
+  uint16_t status;
+  const sluice_meta *headers; /* names as the server sent them */
+  size_t header_count;
+  sluice_bytes body;
+} sluice_http_response;
+
+/* Sends `request` and fills `response`. False when no response came (see `err`). */
+SLUICE__API bool sluice_http_send(const sluice_http_request *request,
+                                  sluice_http_response *response, sluice_error *err);
+
+/* GET `url`. */
+SLUICE__API bool sluice_http_get(const char *url, sluice_http_response *response,
+                                 sluice_error *err);
+
+/* POST `len` bytes of `body` to `url` with header content-type `content_type` (none
+ * when NULL). */
+SLUICE__API bool sluice_http_post(const char *url, const char *content_type, const void *body,
+                                  size_t len, sluice_http_response *response, sluice_error *err);
+
+/* The value of the response's first header named `name` (ASCII case-insensitive), or
+ * NULL. */
+SLUICE__API const sluice_bytes *sluice_http_header(const sluice_http_response *response,
+                                                   const char *name);
+
+/* ---------------------------------------------------------------------------------------
+ * 7. Declaring the processor
  *
  * SLUICE_PROCESSOR(fn) defines the module's exports and must appear exactly once, at file
  * scope, after `fn` (a sluice_process_fn). SLUICE_INIT(fn) is optional, at file scope
@@ -242,35 +428,33 @@ SLUICE__API int sluice_init_failf(sluice_init *init, const char *format, ...)
  * cabi_post_process and cabi_post_init release the call's arena. The ABI lets a host
  * skip them; Sluice never does, and a host that did would see the arena grow.
  */
-#define SLUICE_PROCESSOR(fn)                                                           \
-  __attribute__((export_name("cabi_realloc"))) void *sluice__export_realloc(           \
-      void *old_ptr, size_t old_size, size_t align, size_t new_size) {                 \
-    return sluice__realloc(old_ptr, old_size, align, new_size);                        \
-  }                                                                                    \
-  __attribute__((export_name("process"))) void *sluice__export_process(                \
-      const uint8_t *payload, size_t payload_len, const sluice_meta *meta,             \
-      size_t meta_count) {                                                             \
-    return sluice__process((fn), payload, payload_len, meta, meta_count);              \
-  }                                                                                    \
-  __attribute__((export_name("cabi_post_process"))) void sluice__export_post_process(  \
-      void *result) {                                                                  \
-    (void)result;                                                                      \
-    sluice__arena_reset();                                                             \
-  }                                                                                    \
-  __attribute__((export_name("init"))) void *sluice__export_init(                      \
-      const sluice_meta *config, size_t config_count) {                                \
-    return sluice__init(config, config_count);                                         \
-  }                                                                                    \
-  __attribute__((export_name("cabi_post_init"))) void sluice__export_post_init(        \
-      void *result) {                                                                  \
-    (void)result;                                                                      \
-    sluice__arena_reset();                                                             \
+#define SLUICE_PROCESSOR(fn)                                                                       \
+  __attribute__((export_name("cabi_realloc"))) void *sluice__export_realloc(                       \
+      void *old_ptr, size_t old_size, size_t align, size_t new_size) {                             \
+    return sluice__realloc(old_ptr, old_size, align, new_size);                                    \
+  }                                                                                                \
+  __attribute__((export_name("process"))) void *sluice__export_process(                            \
+      const uint8_t *payload, size_t payload_len, const sluice_meta *meta, size_t meta_count) {    \
+    return sluice__process((fn), payload, payload_len, meta, meta_count);                          \
+  }                                                                                                \
+  __attribute__((export_name("cabi_post_process"))) void sluice__export_post_process(              \
+      void *result) {                                                                              \
+    (void)result;                                                                                  \
+    sluice__arena_reset();                                                                         \
+  }                                                                                                \
+  __attribute__((export_name("init"))) void *sluice__export_init(const sluice_meta *config,        \
+                                                                 size_t config_count) {            \
+    return sluice__init(config, config_count);                                                     \
+  }                                                                                                \
+  __attribute__((export_name("cabi_post_init"))) void sluice__export_post_init(void *result) {     \
+    (void)result;                                                                                  \
+    sluice__arena_reset();                                                                         \
   }
 
 #define SLUICE_INIT(fn) static sluice_init_fn sluice__init_hook = (fn);
 
 /* ---------------------------------------------------------------------------------------
- * 7. Implementation
+ * 8. Implementation
  *
  * The arena is a list of malloc'd chunks. cabi_realloc allocates from it, so the host's
  * copy of the input lands there too; cabi_post_process and cabi_post_init release it all,
@@ -289,9 +473,9 @@ typedef struct sluice__chunk {
 } sluice__chunk;
 
 static struct {
-  sluice__chunk *head;  /* the chunk small allocations come from; then the others */
-  uint8_t *last;        /* start of the latest allocation in head, which may grow in place */
-  bool out_of_memory;   /* an allocation failed during this call */
+  sluice__chunk *head; /* the chunk small allocations come from; then the others */
+  uint8_t *last;       /* start of the latest allocation in head, which may grow in place */
+  bool out_of_memory;  /* an allocation failed during this call */
 } sluice__arena;
 
 /* Where zero-length allocations point: aligned, never written, never freed. */
@@ -435,7 +619,7 @@ SLUICE__API const uint8_t *sluice__dup(const void *bytes, size_t len) {
 
 /* Stores a copy of a failure message in `*error`; static text when memory is gone. */
 SLUICE__API void sluice__set_error(const char **error, size_t *error_len, const char *message,
-                              size_t len) {
+                                   size_t len) {
   const uint8_t *copy = sluice__dup(message, len);
   if (copy == NULL) {
     *error = sluice__oom;
@@ -447,7 +631,7 @@ SLUICE__API void sluice__set_error(const char **error, size_t *error_len, const 
 }
 
 SLUICE__API void sluice__set_errorv(const char **error, size_t *error_len, const char *format,
-                               va_list args) {
+                                    va_list args) {
   char message[512];
   int len = vsnprintf(message, sizeof message, format, args);
   if (len < 0) len = 0;
@@ -513,9 +697,9 @@ SLUICE__API sluice_meta *sluice__meta_own(sluice_out *out, size_t extra) {
   sluice_meta *owned = *capacity > 0 ? (sluice_meta *)(uintptr_t)event->meta : NULL;
   if (owned != NULL && *capacity >= needed) return owned;
   size_t grown = needed < 4 ? 4 : needed * 2;
-  sluice_meta *meta = owned == NULL ? sluice__arena_alloc(grown * sizeof *meta, 4)
-                                    : sluice__realloc(owned, *capacity * sizeof *meta, 4,
-                                                      grown * sizeof *meta);
+  sluice_meta *meta =
+      owned == NULL ? sluice__arena_alloc(grown * sizeof *meta, 4)
+                    : sluice__realloc(owned, *capacity * sizeof *meta, 4, grown * sizeof *meta);
   if (meta == NULL) return NULL;
   if (*capacity == 0 && event->meta_count > 0)
     memcpy(meta, event->meta, event->meta_count * sizeof *meta);
@@ -656,7 +840,7 @@ SLUICE__API void *sluice__init(const sluice_meta *config, size_t count) {
 }
 
 SLUICE__API void *sluice__process(sluice_process_fn fn, const uint8_t *payload, size_t payload_len,
-                             const sluice_meta *meta, size_t meta_count) {
+                                  const sluice_meta *meta, size_t meta_count) {
   sluice_event input = {{payload, payload_len}, meta, meta_count};
   sluice_out *out = &sluice__out;
   memset(out, 0, sizeof *out);
@@ -664,6 +848,461 @@ SLUICE__API void *sluice__process(sluice_process_fn fn, const uint8_t *payload, 
   int status = fn(&input, out);
   if (status != 0 && out->error == NULL) sluice_fail(out, "processor failed");
   return sluice__finish(out->error, out->error_len, out->events, out->count);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * 9. Implementation of the capabilities
+ *
+ * Each import is declared with its module and name as the canonical ABI lowers it
+ * (docs/design/capabilities.md has the table): strings and lists as (pointer, length),
+ * an option as (discriminant, payload...), and results that do not fit one value in a
+ * return area the caller passes last. The host fills the return area and allocates the
+ * strings and lists it returns through cabi_realloc, which is the arena; so results need
+ * no freeing and follow the arena's rule. The return areas are structs whose layout is
+ * the canonical one, checked below; booleans and discriminants are read as bytes.
+ */
+
+#define SLUICE__IMPORT(module, name) __attribute__((import_module(module), import_name(name)))
+#define SLUICE__KV_STORE "wasi:keyvalue/store@0.2.0-draft2"
+
+SLUICE__IMPORT("wasi:logging/logging@0.1.0-draft", "log")
+void sluice__import_log(int32_t level, const char *context, size_t context_len, const char *message,
+                        size_t message_len);
+
+SLUICE__IMPORT("wasi:config/store@0.2.0-draft", "get")
+void sluice__import_config_get(const char *key, size_t key_len, void *ret);
+SLUICE__IMPORT("wasi:config/store@0.2.0-draft", "get-all")
+void sluice__import_config_get_all(void *ret);
+
+SLUICE__IMPORT(SLUICE__KV_STORE, "open")
+void sluice__import_kv_open(const char *name, size_t name_len, void *ret);
+SLUICE__IMPORT(SLUICE__KV_STORE, "[method]bucket.get")
+void sluice__import_kv_get(uint32_t bucket, const char *key, size_t key_len, void *ret);
+SLUICE__IMPORT(SLUICE__KV_STORE, "[method]bucket.set")
+void sluice__import_kv_set(uint32_t bucket, const char *key, size_t key_len, const void *value,
+                           size_t value_len, void *ret);
+SLUICE__IMPORT(SLUICE__KV_STORE, "[method]bucket.delete")
+void sluice__import_kv_delete(uint32_t bucket, const char *key, size_t key_len, void *ret);
+SLUICE__IMPORT(SLUICE__KV_STORE, "[method]bucket.exists")
+void sluice__import_kv_exists(uint32_t bucket, const char *key, size_t key_len, void *ret);
+SLUICE__IMPORT(SLUICE__KV_STORE, "[method]bucket.list-keys")
+void sluice__import_kv_list_keys(uint32_t bucket, int32_t cursor_is_some, const char *cursor,
+                                 size_t cursor_len, void *ret);
+SLUICE__IMPORT(SLUICE__KV_STORE, "[resource-drop]bucket")
+void sluice__import_kv_drop(uint32_t bucket);
+SLUICE__IMPORT("wasi:keyvalue/atomics@0.2.0-draft2", "increment")
+void sluice__import_kv_increment(uint32_t bucket, const char *key, size_t key_len, int64_t delta,
+                                 void *ret);
+
+SLUICE__IMPORT("sluice:processor/outgoing-http@0.1.0", "send")
+void sluice__import_http_send(const char *method, size_t method_len, const char *url,
+                              size_t url_len, const sluice_meta *headers, size_t header_count,
+                              const uint8_t *body, size_t body_len, void *ret);
+
+/* The `error` variants of config, keyvalue and HTTP: a u8 case, then (at 4) the string
+ * of the cases that carry one. 12 bytes, aligned to 4. */
+typedef struct sluice__error_ret {
+  uint8_t tag;
+  sluice_bytes text;
+} sluice__error_ret;
+
+/* result<option<string>, error> (config get) and result<option<list<u8>>, error> (get):
+ * 16 bytes; option tag at 4, its payload at 8 / error at 4. */
+typedef struct sluice__option_ret {
+  uint8_t tag;
+  union {
+    struct {
+      uint8_t is_some;
+      sluice_bytes value;
+    } ok;
+    sluice__error_ret err;
+  } as;
+} sluice__option_ret;
+
+/* result<list<tuple<string, string>>, error> (config get-all): list at 4 / error at 4. */
+typedef struct sluice__pairs_ret {
+  uint8_t tag;
+  union {
+    struct {
+      const sluice_meta *pairs;
+      size_t count;
+    } ok;
+    sluice__error_ret err;
+  } as;
+} sluice__pairs_ret;
+
+/* result<bucket, error> (open), result<_, error> (set, delete), result<bool, error>
+ * (exists): 16 bytes, handle or bool at 4 / error at 4. */
+typedef struct sluice__small_ret {
+  uint8_t tag;
+  union {
+    uint32_t handle;
+    uint8_t yes;
+    sluice__error_ret err;
+  } as;
+} sluice__small_ret;
+
+/* result<key-response, error> (list-keys): 24 bytes; keys at 4, cursor option tag at 12,
+ * cursor at 16 / error at 4. */
+typedef struct sluice__keys_ret {
+  uint8_t tag;
+  union {
+    struct {
+      const sluice_bytes *keys;
+      size_t count;
+      uint8_t has_cursor;
+      sluice_bytes cursor;
+    } ok;
+    sluice__error_ret err;
+  } as;
+} sluice__keys_ret;
+
+/* result<s64, error> (increment): the s64 aligns the payload to 8, so 24 bytes; value at
+ * 8 / error tag at 8, string at 12. */
+typedef struct sluice__increment_ret {
+  uint8_t tag;
+  union {
+    int64_t value;
+    sluice__error_ret err;
+  } as;
+} sluice__increment_ret;
+
+/* result<response, error> (send): 24 bytes; status at 4, headers at 8, body at 16 /
+ * error at 4. */
+typedef struct sluice__http_ret {
+  uint8_t tag;
+  union {
+    struct {
+      uint16_t status;
+      const sluice_meta *headers;
+      size_t header_count;
+      sluice_bytes body;
+    } ok;
+    sluice__error_ret err;
+  } as;
+} sluice__http_ret;
+
+_Static_assert(sizeof(sluice__error_ret) == 12 && offsetof(sluice__error_ret, text) == 4,
+               "error variant: case at 0, string at 4");
+_Static_assert(sizeof(sluice__option_ret) == 16 &&
+                   offsetof(sluice__option_ret, as.ok.is_some) == 4 &&
+                   offsetof(sluice__option_ret, as.ok.value) == 8 &&
+                   offsetof(sluice__option_ret, as.err.text) == 8,
+               "result<option<T>, error>: 16 bytes, option at 4, payload at 8");
+_Static_assert(sizeof(sluice__pairs_ret) == 16 && offsetof(sluice__pairs_ret, as.ok.pairs) == 4,
+               "result<list<T>, error>: list at 4");
+_Static_assert(sizeof(sluice__small_ret) == 16 && offsetof(sluice__small_ret, as.handle) == 4 &&
+                   offsetof(sluice__small_ret, as.yes) == 4,
+               "result<bucket|bool|_, error>: 16 bytes, payload at 4");
+_Static_assert(sizeof(sluice__keys_ret) == 24 && offsetof(sluice__keys_ret, as.ok.keys) == 4 &&
+                   offsetof(sluice__keys_ret, as.ok.has_cursor) == 12 &&
+                   offsetof(sluice__keys_ret, as.ok.cursor) == 16,
+               "result<key-response, error>: 24 bytes, keys at 4, cursor at 12/16");
+_Static_assert(sizeof(sluice__increment_ret) == 24 &&
+                   offsetof(sluice__increment_ret, as.value) == 8 &&
+                   offsetof(sluice__increment_ret, as.err.text) == 12,
+               "result<s64, error>: 24 bytes, payload at 8");
+_Static_assert(sizeof(sluice__http_ret) == 24 && offsetof(sluice__http_ret, as.ok.status) == 4 &&
+                   offsetof(sluice__http_ret, as.ok.headers) == 8 &&
+                   offsetof(sluice__http_ret, as.ok.body) == 16,
+               "result<response, error>: 24 bytes, status at 4, headers at 8, body at 16");
+
+SLUICE__API const char *sluice_cstr(sluice_bytes bytes) {
+  char *copy = sluice__arena_alloc(bytes.len + 1, 1);
+  if (copy == NULL) return NULL;
+  if (bytes.len > 0) memcpy(copy, bytes.ptr, bytes.len);
+  copy[bytes.len] = '\0';
+  return copy;
+}
+
+/* The cases of each error variant, and which of them carry a string (a bit per case):
+ * the host writes no string for the others, so it must not be read. */
+typedef struct sluice__error_cases {
+  const char *const *names;
+  uint8_t count;
+  uint8_t with_text;
+} sluice__error_cases;
+
+static __attribute__((unused))
+const char *const sluice__kv_error_names[] = {"no-such-store", "access-denied", "other"};
+static __attribute__((unused))
+const sluice__error_cases sluice__kv_errors = {sluice__kv_error_names, 3, 1u << 2};
+static __attribute__((unused)) const char *const sluice__http_error_names[] = {
+    "denied", "invalid-request", "timeout", "too-large", "failed"};
+static __attribute__((unused)) const sluice__error_cases sluice__http_errors = {
+    sluice__http_error_names, 5, (1u << 0) | (1u << 1) | (1u << 4)};
+
+/* Fills `err` (when not NULL) from an error variant: "case" or "case: text". Returns
+ * false, for `return`. */
+SLUICE__API bool sluice__fail_with(sluice_error *err, const sluice__error_ret *error,
+                                   const sluice__error_cases *cases) {
+  if (err == NULL) return false;
+  err->code = error->tag;
+  bool known = error->tag < cases->count;
+  sluice_buf message = {0};
+  bool ok = sluice_buf_append_str(&message, known ? cases->names[error->tag] : "unknown error");
+  if (known && (cases->with_text >> error->tag & 1u) != 0 && error->text.len > 0)
+    ok = ok && sluice_buf_append_str(&message, ": ") &&
+         sluice_buf_append(&message, error->text.ptr, error->text.len);
+  ok = ok && sluice_buf_append_byte(&message, '\0');
+  err->message = ok ? (const char *)message.ptr : sluice__oom;
+  return false;
+}
+
+/* A failure the SDK detects itself, before any host call. */
+SLUICE__API bool sluice__fail_local(sluice_error *err, int code, const char *message) {
+  if (err != NULL) {
+    err->code = code;
+    err->message = message;
+  }
+  return false;
+}
+
+#define SLUICE__KV_FAIL(err, ret) sluice__fail_with((err), &(ret).as.err, &sluice__kv_errors)
+
+/* True when `len` bytes at `s` are UTF-8 as the canonical ABI requires of a string (no
+ * overlong forms, no surrogates, nothing above U+10FFFF); the host traps on anything else,
+ * so the wrappers check first and report an error instead. */
+SLUICE__API bool sluice__utf8_valid(const char *s, size_t len) {
+  const uint8_t *p = (const uint8_t *)s, *end = p + len;
+  while (p < end) {
+    uint8_t c = *p;
+    if (c < 0x80) {
+      p++;
+      continue;
+    }
+    size_t n = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0;
+    if (n == 0 || c > 0xf4 || (size_t)(end - p) <= n) return false;
+    uint32_t cp = c & (0x3fu >> n);
+    for (size_t i = 1; i <= n; i++) {
+      if ((p[i] & 0xc0) != 0x80) return false;
+      cp = cp << 6 | (p[i] & 0x3fu);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    p += n + 1;
+  }
+  return true;
+}
+
+/* `s` itself when it is valid UTF-8, else an arena copy with every byte >= 0x80 replaced
+ * by '?': a log line must never trap the instance. */
+SLUICE__API const char *sluice__loggable(const char *s, size_t len) {
+  if (sluice__utf8_valid(s, len)) return s;
+  char *copy = sluice__arena_alloc(len, 1);
+  if (copy == NULL) return "(a line that is not UTF-8; out of memory copying it)";
+  for (size_t i = 0; i < len; i++) copy[i] = (uint8_t)s[i] < 0x80 ? s[i] : '?';
+  return copy;
+}
+
+SLUICE__API void sluice_log(sluice_log_level level, const char *context, const char *message) {
+  if (context == NULL) context = "";
+  size_t context_len = strlen(context), message_len = strlen(message);
+  context = sluice__loggable(context, context_len);
+  message = sluice__loggable(message, message_len);
+  sluice__import_log((int32_t)level, context, context_len, message, message_len);
+}
+
+SLUICE__API void sluice_logf(sluice_log_level level, const char *context, const char *format, ...) {
+  va_list args, again;
+  va_start(args, format);
+  va_copy(again, args);
+  int len = vsnprintf(NULL, 0, format, args);
+  char *message = len < 0 ? NULL : sluice__arena_alloc((size_t)len + 1, 1);
+  if (message != NULL) vsnprintf(message, (size_t)len + 1, format, again);
+  va_end(again);
+  va_end(args);
+  sluice_log(level, context, message != NULL ? message : sluice__oom);
+}
+
+SLUICE__API const char *sluice_config(const char *key) {
+  sluice__option_ret ret;
+  sluice__import_config_get(key, strlen(key), &ret);
+  if (ret.tag != 0 || ret.as.ok.is_some == 0) return NULL;
+  return sluice_cstr(ret.as.ok.value);
+}
+
+SLUICE__API bool sluice_config_all(const sluice_meta **pairs, size_t *count) {
+  sluice__pairs_ret ret;
+  sluice__import_config_get_all(&ret);
+  if (ret.tag != 0) return false;
+  *pairs = ret.as.ok.pairs;
+  *count = ret.as.ok.count;
+  return true;
+}
+
+SLUICE__API sluice_bucket sluice_kv_open(const char *name, sluice_error *err) {
+  sluice_bucket bucket = {0, false};
+  if (!sluice__utf8_valid(name, strlen(name))) {
+    sluice__fail_local(err, SLUICE_KV_OTHER, "other: the bucket name is not valid UTF-8");
+    return bucket;
+  }
+  sluice__small_ret ret;
+  sluice__import_kv_open(name, strlen(name), &ret);
+  if (ret.tag != 0) {
+    SLUICE__KV_FAIL(err, ret);
+    return bucket;
+  }
+  bucket.handle = ret.as.handle;
+  bucket.open = true;
+  return bucket;
+}
+
+SLUICE__API void sluice_kv_close(sluice_bucket *bucket) {
+  if (!bucket->open) return;
+  sluice__import_kv_drop(bucket->handle);
+  bucket->open = false;
+}
+
+static __attribute__((unused)) const char sluice__not_open[] =
+    "other: the bucket is not open (sluice_kv_open failed)";
+
+/* The checks every bucket call makes before the host call: an open bucket and a UTF-8
+ * key. False with `err` filled in. */
+SLUICE__API bool sluice__kv_ready(sluice_bucket bucket, const char *key, sluice_error *err) {
+  if (!bucket.open) return sluice__fail_local(err, SLUICE_KV_OTHER, sluice__not_open);
+  if (key != NULL && !sluice__utf8_valid(key, strlen(key)))
+    return sluice__fail_local(err, SLUICE_KV_OTHER, "other: the key is not valid UTF-8");
+  return true;
+}
+
+SLUICE__API bool sluice_kv_get(sluice_bucket bucket, const char *key, sluice_bytes *value,
+                               bool *found, sluice_error *err) {
+  value->ptr = NULL;
+  value->len = 0;
+  if (found != NULL) *found = false;
+  if (!sluice__kv_ready(bucket, key, err)) return false;
+  sluice__option_ret ret;
+  sluice__import_kv_get(bucket.handle, key, strlen(key), &ret);
+  if (ret.tag != 0) return SLUICE__KV_FAIL(err, ret);
+  if (ret.as.ok.is_some != 0) {
+    *value = ret.as.ok.value;
+    if (found != NULL) *found = true;
+  }
+  return true;
+}
+
+SLUICE__API bool sluice_kv_set(sluice_bucket bucket, const char *key, const void *value, size_t len,
+                               sluice_error *err) {
+  if (!sluice__kv_ready(bucket, key, err)) return false;
+  sluice__small_ret ret;
+  /* An empty list still needs an in-bounds pointer; the arena's empty block is one. */
+  sluice__import_kv_set(bucket.handle, key, strlen(key), len > 0 ? value : sluice__empty, len,
+                        &ret);
+  return ret.tag == 0 ? true : SLUICE__KV_FAIL(err, ret);
+}
+
+SLUICE__API bool sluice_kv_delete(sluice_bucket bucket, const char *key, sluice_error *err) {
+  if (!sluice__kv_ready(bucket, key, err)) return false;
+  sluice__small_ret ret;
+  sluice__import_kv_delete(bucket.handle, key, strlen(key), &ret);
+  return ret.tag == 0 ? true : SLUICE__KV_FAIL(err, ret);
+}
+
+SLUICE__API bool sluice_kv_exists(sluice_bucket bucket, const char *key, bool *exists,
+                                  sluice_error *err) {
+  *exists = false;
+  if (!sluice__kv_ready(bucket, key, err)) return false;
+  sluice__small_ret ret;
+  sluice__import_kv_exists(bucket.handle, key, strlen(key), &ret);
+  if (ret.tag != 0) return SLUICE__KV_FAIL(err, ret);
+  *exists = ret.as.yes != 0;
+  return true;
+}
+
+SLUICE__API bool sluice_kv_list_keys(sluice_bucket bucket, const char *cursor, sluice_kv_keys *page,
+                                     sluice_error *err) {
+  page->keys = NULL;
+  page->count = 0;
+  page->cursor = NULL;
+  if (!sluice__kv_ready(bucket, cursor, err)) return false;
+  sluice__keys_ret ret;
+  sluice__import_kv_list_keys(bucket.handle, cursor != NULL, cursor != NULL ? cursor : "",
+                              cursor != NULL ? strlen(cursor) : 0, &ret);
+  if (ret.tag != 0) return SLUICE__KV_FAIL(err, ret);
+  page->keys = ret.as.ok.keys;
+  page->count = ret.as.ok.count;
+  if (ret.as.ok.has_cursor != 0) {
+    page->cursor = sluice_cstr(ret.as.ok.cursor);
+    if (page->cursor == NULL) return sluice__fail_local(err, SLUICE_KV_OTHER, sluice__oom);
+  }
+  return true;
+}
+
+SLUICE__API bool sluice_kv_increment(sluice_bucket bucket, const char *key, int64_t delta,
+                                     int64_t *result, sluice_error *err) {
+  if (result != NULL) *result = 0;
+  if (!sluice__kv_ready(bucket, key, err)) return false;
+  sluice__increment_ret ret;
+  sluice__import_kv_increment(bucket.handle, key, strlen(key), delta, &ret);
+  if (ret.tag != 0) return SLUICE__KV_FAIL(err, ret);
+  if (result != NULL) *result = ret.as.value;
+  return true;
+}
+
+SLUICE__API bool sluice_http_send(const sluice_http_request *request,
+                                  sluice_http_response *response, sluice_error *err) {
+  memset(response, 0, sizeof *response);
+  const char *method = request->method != NULL ? request->method : "GET";
+  if (request->url == NULL)
+    return sluice__fail_local(err, SLUICE_HTTP_INVALID_REQUEST, "invalid-request: no URL");
+  bool utf8 = sluice__utf8_valid(method, strlen(method)) &&
+              sluice__utf8_valid(request->url, strlen(request->url));
+  for (size_t i = 0; utf8 && i < request->header_count; i++)
+    utf8 = sluice__utf8_valid((const char *)request->headers[i].key.ptr,
+                              request->headers[i].key.len) &&
+           sluice__utf8_valid((const char *)request->headers[i].value.ptr,
+                              request->headers[i].value.len);
+  if (!utf8)
+    return sluice__fail_local(err, SLUICE_HTTP_INVALID_REQUEST,
+                              "invalid-request: the method, URL or a header is not valid UTF-8");
+  sluice__http_ret ret;
+  sluice__import_http_send(
+      method, strlen(method), request->url, strlen(request->url),
+      request->header_count > 0 ? request->headers : (const sluice_meta *)sluice__empty,
+      request->header_count, request->body.len > 0 ? request->body.ptr : sluice__empty,
+      request->body.len, &ret);
+  if (ret.tag != 0) return sluice__fail_with(err, &ret.as.err, &sluice__http_errors);
+  response->status = ret.as.ok.status;
+  response->headers = ret.as.ok.headers;
+  response->header_count = ret.as.ok.header_count;
+  response->body = ret.as.ok.body;
+  return true;
+}
+
+SLUICE__API bool sluice_http_get(const char *url, sluice_http_response *response,
+                                 sluice_error *err) {
+  sluice_http_request request = {"GET", url, NULL, 0, {NULL, 0}};
+  return sluice_http_send(&request, response, err);
+}
+
+SLUICE__API bool sluice_http_post(const char *url, const char *content_type, const void *body,
+                                  size_t len, sluice_http_response *response, sluice_error *err) {
+  sluice_meta header = {sluice_str("content-type"), {NULL, 0}};
+  if (content_type != NULL) header.value = sluice_str(content_type);
+  sluice_http_request request = {"POST", url, &header, content_type != NULL, {body, len}};
+  return sluice_http_send(&request, response, err);
+}
+
+/* ASCII case-insensitive: header names are ASCII tokens. */
+SLUICE__API bool sluice__name_equal(sluice_bytes bytes, const char *name) {
+  size_t len = strlen(name);
+  if (bytes.len != len) return false;
+  for (size_t i = 0; i < len; i++) {
+    uint8_t a = bytes.ptr[i], b = (uint8_t)name[i];
+    if (a >= 'A' && a <= 'Z') a = (uint8_t)(a + 32);
+    if (b >= 'A' && b <= 'Z') b = (uint8_t)(b + 32);
+    if (a != b) return false;
+  }
+  return true;
+}
+
+SLUICE__API const sluice_bytes *sluice_http_header(const sluice_http_response *response,
+                                                   const char *name) {
+  for (size_t i = 0; i < response->header_count; i++)
+    if (sluice__name_equal(response->headers[i].key, name)) return &response->headers[i].value;
+  return NULL;
 }
 
 #endif

@@ -21,6 +21,7 @@ static const char *const type_names[] = {
     [SL_CONF_STRING] = "string", [SL_CONF_PATH] = "path",         [SL_CONF_INT] = "integer",
     [SL_CONF_SIZE] = "size",     [SL_CONF_DURATION] = "duration", [SL_CONF_BOOL] = "boolean",
     [SL_CONF_ENUM] = "one of",   [SL_CONF_MAP] = "mapping",       [SL_CONF_LIST] = "list",
+    [SL_CONF_CAPABILITIES] = "mapping",
 };
 
 static size_t all_types(node_type *out, size_t cap) {

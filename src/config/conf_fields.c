@@ -237,6 +237,8 @@ static const char *expected_for(const sl_conf_field *field, char *buf, size_t ca
     return "a mapping of keys to text values";
   case SL_CONF_LIST:
     return "a list of texts";
+  case SL_CONF_CAPABILITIES:
+    return "a mapping of capabilities (docs/capabilities/)";
   case SL_CONF_ENUM: {
     char list[400];
     size_t n = 0;
@@ -255,6 +257,10 @@ static bool fill_value(const sl_load_ctx *ctx, const sl_conf_field *field, const
   if (value->bad) return false;
   if (field->type == SL_CONF_MAP) return fill_map(ctx, field, value, slot);
   if (field->type == SL_CONF_LIST) return fill_list(ctx, field, value, slot);
+  if (field->type == SL_CONF_CAPABILITIES) {
+    sl__capabilities_fill(ctx, value, slot);
+    return true;
+  }
   char expected[512];
   if (value->type != SL_YAML_SCALAR || sl__ynode_is_null(value)) {
     sl__conf_report_value(ctx, value, field->name, expected_for(field, expected, sizeof expected));
@@ -302,6 +308,7 @@ static bool fill_value(const sl_load_ctx *ctx, const sl_conf_field *field, const
     break;
   case SL_CONF_MAP:
   case SL_CONF_LIST:
+  case SL_CONF_CAPABILITIES:
     break;
   }
   if (!ok)

@@ -42,4 +42,9 @@ void sl__conf_fill(const sl_load_ctx *ctx, const sl_conf_field *fields, const sl
 void sl__conf_report_value(const sl_load_ctx *ctx, const sl_ynode *value, const char *key,
                            const char *expected);
 
+/* Reads a wasm node's `capabilities:` (capabilities.c); problems go to ctx->problems. */
+struct sl_capabilities;
+void sl__capabilities_fill(const sl_load_ctx *ctx, const sl_ynode *value,
+                           struct sl_capabilities *caps);
+
 #endif

@@ -21,5 +21,9 @@ const sl_conf_field sl_wasm_fields[] = {
      "Native stack a call may use, e.g. 1MiB; 0 is the engine default (1MiB).", NULL},
     {"recycle_calls", SL_CONF_INT, 0, "0", offsetof(sl_wasm_config, recycle_calls),
      "Replace an instance after this many calls; 0 never does.", NULL},
+    {"capabilities", SL_CONF_CAPABILITIES, 0, NULL, offsetof(sl_wasm_config, capabilities),
+     "What the processor may use: keyvalue buckets, http targets, logging level "
+     "(docs/capabilities/).",
+     NULL},
     {NULL},
 };

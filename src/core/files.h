@@ -22,4 +22,8 @@ sl_status sl__write_file(const char *path, const void *data, size_t len, sl_erro
 /* Creates `path` and any missing parents, mode 0700. */
 sl_status sl__make_dirs(const char *path, sl_error *err);
 
+/* Removes `path` and everything under it, without following links; errors are ignored
+ * (it is for scratch folders). */
+void sl__remove_tree(const char *path);
+
 #endif

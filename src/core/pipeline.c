@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/files.h"
+#include "caps/node_caps.h"
 #include "core/pipeline_internal.h"
 
 void sl__pipeline_notify(sl_pipeline *pipeline) {
@@ -62,7 +63,7 @@ static sl_status module_error(const sl_pipeline_spec *spec, const sl_node_spec *
 }
 
 sl_pool_options sl__wasm_pool_options(const sl_node_spec *node, const sl_kv *config,
-                                      const sl_kv *env) {
+                                      const sl_kv *env, const sl_node_caps *caps) {
   const sl_wasm_config *wasm = node->config;
   return (sl_pool_options){
       .node_id = node->id,
@@ -74,7 +75,54 @@ sl_pool_options sl__wasm_pool_options(const sl_node_spec *node, const sl_kv *con
                  .time_ms = (uint32_t)wasm->time_limit,
                  .stack_bytes = (uint32_t)wasm->stack,
                  .recycle_calls = (uint64_t)wasm->recycle_calls},
+      .caps = caps,
   };
+}
+
+/* A module that imports a capability its node was not granted is refused, naming the
+ * import and the node's place in the file (logging and config are always granted). */
+static sl_status check_grants(const sl_pipeline_spec *spec, const sl_node_spec *node,
+                              const sl_module *module, sl_error *err) {
+  const sl_capabilities *caps = &((const sl_wasm_config *)node->config)->capabilities;
+  static const struct {
+    const char *capability, *example, *page;
+  } needs[] = {
+      {"keyvalue", "capabilities: {keyvalue: {BUCKET: memory}}", "keyvalue"},
+      {"http", "capabilities: {http: {allowed_hosts: [\"HOST:PORT\"]}}", "http"},
+  };
+  for (size_t i = 0; i < sizeof needs / sizeof needs[0]; i++) {
+    bool granted = i == 0 ? caps->bucket_count > 0 : caps->http.granted;
+    char import[300];
+    if (granted || !sl_module_uses_capability(module, needs[i].capability, import, sizeof import))
+      continue;
+    char *name = strchr(import, ' ');
+    if (name) *name++ = '\0';
+    (void)spec;
+    return sl_error_set(err, SL_CONFIG,
+                        "%s:%d:%d: node '%s': the module imports `%s` from %s, but the node has "
+                        "no %s grant; add %s to the node (docs/capabilities/%s.md)",
+                        node->loc.file, node->loc.line, node->loc.col, node->id,
+                        name ? name : "", import, needs[i].capability, needs[i].example,
+                        needs[i].page);
+  }
+  return SL_OK;
+}
+
+/* Opens what the node was granted (buckets in `kv`, created on first need at `state_dir`)
+ * as *caps. The message names the node. */
+static sl_status node_caps_build(const sl_pipeline_spec *spec, const sl_node_spec *node,
+                                 const char *state_dir, sl_kv_registry **kv, sl_node_caps **caps,
+                                 sl_error *err) {
+  const sl_wasm_config *wasm = node->config;
+  sl_error inner = {{0}};
+  sl_status st = SL_OK;
+  if (!*kv && wasm->capabilities.bucket_count) st = sl_kv_registry_new(state_dir, kv, &inner);
+  if (st == SL_OK)
+    st = sl_node_caps_new(&wasm->capabilities, *kv, wasm->time_limit, caps, &inner);
+  if (st == SL_OK) return SL_OK;
+  sl_pipeline_spec_redact(spec, inner.message, sizeof inner.message);
+  return sl_error_set(err, st, "%s:%d:%d: node '%s': capabilities: %s", node->loc.file,
+                      node->loc.line, node->loc.col, node->id, inner.message);
 }
 
 sl_status sl_pipeline_check_processor(sl_engine *engine, const sl_pipeline_spec *spec, size_t index,
@@ -85,8 +133,26 @@ sl_status sl_pipeline_check_processor(sl_engine *engine, const sl_pipeline_spec 
   sl_error inner = {{0}};
   sl_status st = sl_module_load_file(engine, wasm->module, &module, NULL, &inner);
   if (st != SL_OK) return module_error(spec, node, st, &inner, err);
+  if ((st = check_grants(spec, node, module, err)) != SL_OK) {
+    sl_module_release(module);
+    return st;
+  }
+  /* init may use its buckets: give it scratch ones, so checking a file changes no state. */
+  char scratch[] = "/tmp/sluice-validate-XXXXXX";
+  sl_kv_registry *kv = NULL;
+  sl_node_caps *caps = NULL;
+  if (!mkdtemp(scratch)) {
+    sl_module_release(module);
+    return sl_error_set(err, SL_IO, "cannot create a scratch folder: %s", strerror(errno));
+  }
+  if ((st = node_caps_build(spec, node, scratch, &kv, &caps, err)) != SL_OK) {
+    sl_kv_registry_destroy(kv);
+    sl__remove_tree(scratch);
+    sl_module_release(module);
+    return st;
+  }
   sl_kv *config = kv_from_map(&wasm->config), *env = kv_from_map(&wasm->env);
-  sl_pool_options opts = sl__wasm_pool_options(node, config, env);
+  sl_pool_options opts = sl__wasm_pool_options(node, config, env, caps);
   sl_pool *pool = NULL;
   sl_fault fault;
   st = sl_pool_new(module, &opts, &pool, &fault);
@@ -99,6 +165,9 @@ sl_status sl_pipeline_check_processor(sl_engine *engine, const sl_pipeline_spec 
   }
   free(config);
   free(env);
+  sl_node_caps_destroy(caps);
+  sl_kv_registry_destroy(kv);
+  sl__remove_tree(scratch);
   sl_module_release(module);
   return st;
 }
@@ -111,6 +180,9 @@ static sl_status load_module(sl_pipeline *pipeline, size_t i, sl_error *err) {
   sl_error inner = {{0}};
   sl_status st = sl_module_load_file(pipeline->engine, wasm->module, &rt->module, NULL, &inner);
   if (st != SL_OK) return module_error(pipeline->spec, node, st, &inner, err);
+  if ((st = check_grants(pipeline->spec, node, rt->module, err)) != SL_OK) return st;
+  st = node_caps_build(pipeline->spec, node, pipeline->state_dir, &pipeline->kv, &rt->caps, err);
+  if (st != SL_OK) return st;
   rt->proc_config = kv_from_map(&wasm->config);
   rt->proc_env = kv_from_map(&wasm->env);
   return SL_OK;
@@ -291,12 +363,14 @@ void sl_pipeline_destroy(sl_pipeline *pipeline) {
     if (rt->module) sl_module_release(rt->module);
     free(rt->proc_config);
     free(rt->proc_env);
+    sl_node_caps_destroy(rt->caps);
     pthread_mutex_destroy(&rt->limiter.lock);
     sl__taps_destroy(&rt->taps);
   }
   sl__plan_free(&pipeline->plan);
   free(pipeline->nodes);
   free(pipeline->workers);
+  sl_kv_registry_destroy(pipeline->kv); /* after every pool and node's caps */
   free(pipeline->state_dir);
   pthread_mutex_destroy(&pipeline->lock);
   pthread_cond_destroy(&pipeline->changed);

@@ -216,6 +216,7 @@ typedef struct sl_node_rt {
   void *state;       /* the connector's instance */
   sl_module *module; /* processors */
   sl_kv *proc_config, *proc_env;
+  struct sl_node_caps *caps; /* processors: what the node was granted, live */
   sl_source_port *port; /* sources */
   sl_sink_runner *sink; /* sinks */
   sl_node_stats_atomic stats;
@@ -227,6 +228,7 @@ struct sl_pipeline {
   const sl_pipeline_spec *spec;
   sl_engine *engine;
   char *state_dir;
+  struct sl_kv_registry *kv; /* the pipeline's key-value buckets; NULL until a node needs one */
   sl_log_fn log;
   void *log_user;
   sl_plan plan;
@@ -249,7 +251,7 @@ struct sl_pipeline {
 /* The pool options of a `type: wasm` node; `config` and `env` are its maps as sl_kv
  * arrays (see kv_from_map), borrowed. */
 sl_pool_options sl__wasm_pool_options(const sl_node_spec *node, const sl_kv *config,
-                                      const sl_kv *env);
+                                      const sl_kv *env, const struct sl_node_caps *caps);
 
 /* Wakes sl_pipeline_wait: a source ended or the pipeline drained. */
 void sl__pipeline_notify(sl_pipeline *pipeline);

@@ -282,7 +282,7 @@ sl_status sl__worker_init(sl_worker *worker, sl_pipeline *pipeline, unsigned ind
     const sl_node_spec *node = &spec->nodes[i];
     if (node->kind != SL_NODE_PROCESSOR) continue;
     sl_node_rt *rt = &pipeline->nodes[i];
-    sl_pool_options opts = sl__wasm_pool_options(node, rt->proc_config, rt->proc_env);
+    sl_pool_options opts = sl__wasm_pool_options(node, rt->proc_config, rt->proc_env, rt->caps);
     if (pipeline->log) {
       opts.log = sl__processor_log;
       opts.log_user = pipeline;

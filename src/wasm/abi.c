@@ -8,70 +8,23 @@
  */
 #include "wasm/abi.h"
 
+#include "wasm/guest_memory.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- bounds-checked guest memory access ------------------------------------------- */
+/* ---- bounds-checked guest memory access (guest_memory.h) --------------------------- */
 
-/* Calls into the guest with in_guest set, so a fault inside is the guest's, while one in
- * host code between calls still crashes loudly as a host bug would. */
-#define GUEST_CALL(inst, expr)                                                                     \
-  ({                                                                                               \
-    (inst)->thread->in_guest = 1;                                                                  \
-    __typeof__(expr) r_ = (expr);                                                                  \
-    (inst)->thread->in_guest = 0;                                                                  \
-    r_;                                                                                            \
-  })
-#define GUEST_CALL_VOID(inst, expr)                                                                \
-  do {                                                                                             \
-    (inst)->thread->in_guest = 1;                                                                  \
-    expr;                                                                                          \
-    (inst)->thread->in_guest = 0;                                                                  \
-  } while (0)
+#define bad_result(inst, ...) ((void)(inst), sl__guest_trap(SL_FAULT_BAD_RESULT, __VA_ARGS__))
 
-__attribute__((noreturn, format(printf, 2, 3))) static void bad_result(sl_instance *inst,
-                                                                       const char *fmt, ...) {
-  char detail[256];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(detail, sizeof detail, fmt, ap);
-  va_end(ap);
-  (void)inst;
-  sl__rt_trap(SL_FAULT_BAD_RESULT, detail);
-}
-
-/* Names what a check was about, formatted only when the check fails (the success path
- * runs per event and must not pay for messages). `index` < 0 means "no event number". */
-typedef struct span_label {
-  const char *what;
-  long index;
-} span_label;
-
+typedef sl_span_label span_label;
 static const span_label NO_EVENT = {NULL, -1};
 
-__attribute__((noreturn)) static void span_failed(sl_instance *inst, span_label label,
-                                                  const char *what, uint32_t ptr, uint64_t len,
-                                                  uint32_t align, bool misaligned) {
-  char name[96];
-  if (label.index >= 0)
-    snprintf(name, sizeof name, "event %ld %s", label.index, what);
-  else
-    snprintf(name, sizeof name, "%s", what);
-  if (misaligned) bad_result(inst, "%s at %u is not %u-byte aligned", name, ptr, align);
-  bad_result(inst, "%s [ptr=%u, len=%llu] lies outside the %llu-byte linear memory", name, ptr,
-             (unsigned long long)len, (unsigned long long)inst->memory->size);
-}
-
-/* A host pointer to guest bytes [ptr, ptr+len), valid until the next guest call. */
 static inline const uint8_t *guest_span_at(sl_instance *inst, uint32_t ptr, uint64_t len,
                                            uint32_t align, const char *what, span_label label) {
-  if (__builtin_expect((uint64_t)ptr + len > inst->memory->size, 0))
-    span_failed(inst, label, what, ptr, len, align, false);
-  if (align > 1 && __builtin_expect(ptr & (align - 1), 0))
-    span_failed(inst, label, what, ptr, len, align, true);
-  return inst->memory->data + ptr;
+  return sl__guest_span_as(inst, SL_FAULT_BAD_RESULT, ptr, len, align, what, label);
 }
 
 static inline const uint8_t *guest_span(sl_instance *inst, uint32_t ptr, uint64_t len,
@@ -79,90 +32,16 @@ static inline const uint8_t *guest_span(sl_instance *inst, uint32_t ptr, uint64_
   return guest_span_at(inst, ptr, len, align, what, NO_EVENT);
 }
 
-static uint32_t read_u32(const uint8_t *p) {
-  uint32_t v;
-  memcpy(&v, p, 4);
-  return v;
-}
-
-static void write_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-
-static bool valid_utf8(const uint8_t *s, size_t len) {
-  size_t i = 0;
-  while (i < len) {
-    uint8_t c = s[i];
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80) {
-      i++;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      n = 1, cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      n = 2, cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      n = 3, cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (len - i <= n) return false;
-    for (size_t k = 1; k <= n; k++) {
-      if ((s[i + k] & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (s[i + k] & 0x3f);
-    }
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
-    i += n + 1;
-  }
-  return true;
-}
+#define read_u32 sl__read_u32
+#define valid_utf8 sl__valid_utf8
 
 /* ---- lowering ---------------------------------------------------------------------- */
 
-static uint32_t guest_alloc(sl_instance *inst, uint32_t align, uint64_t size, const char *what) {
-  if (size > UINT32_MAX) {
-    char detail[160];
-    snprintf(detail, sizeof detail, "%s of %llu bytes does not fit in 32-bit guest memory", what,
-             (unsigned long long)size);
-    sl__rt_trap(SL_FAULT_OUT_OF_MEMORY, detail);
-  }
-  uint32_t ptr = GUEST_CALL(inst, inst->api->realloc(inst->guest, 0, 0, align, (uint32_t)size));
-  if (ptr == 0 && size > 0) {
-    char detail[160];
-    snprintf(detail, sizeof detail, "cabi_realloc could not allocate %llu bytes for the %s",
-             (unsigned long long)size, what);
-    sl__rt_trap(SL_FAULT_OUT_OF_MEMORY, detail);
-  }
-  guest_span(inst, ptr, size, align, "cabi_realloc's allocation");
-  return ptr;
-}
-
 static uint32_t lower_bytes(sl_instance *inst, const uint8_t *bytes, size_t len, const char *what) {
-  uint32_t ptr = guest_alloc(inst, 1, len, what);
-  if (len) memcpy(inst->memory->data + ptr, bytes, len);
-  return ptr;
+  return sl__guest_lower_bytes(inst, bytes, len, what);
 }
 
-/* list<tuple<string, string>> from host pairs. */
-static uint32_t lower_pairs(sl_instance *inst, const sl_bytes *keys, const sl_bytes *values,
-                            size_t stride, size_t count) {
-  /* Like other component hosts, the list is allocated even when empty (size 0). */
-  uint32_t array = guest_alloc(inst, 4, (uint64_t)count * 16, "metadata list");
-  for (size_t i = 0; i < count; i++) {
-    const sl_bytes *k = (const sl_bytes *)((const char *)keys + i * stride);
-    const sl_bytes *v = (const sl_bytes *)((const char *)values + i * stride);
-    uint32_t kp = lower_bytes(inst, k->ptr, k->len, "metadata key");
-    uint32_t vp = lower_bytes(inst, v->ptr, v->len, "metadata value");
-    /* Re-derive the host pointer: the allocations above may have grown memory. */
-    uint8_t *rec = inst->memory->data + array + i * 16;
-    write_u32(rec, kp);
-    write_u32(rec + 4, (uint32_t)k->len);
-    write_u32(rec + 8, vp);
-    write_u32(rec + 12, (uint32_t)v->len);
-  }
-  return array;
-}
+#define lower_pairs sl__guest_lower_pairs
 
 /* ---- lifting ----------------------------------------------------------------------- */
 

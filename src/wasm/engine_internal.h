@@ -10,6 +10,7 @@
 #include "sluice/engine.h"
 #include "wasm/cache.h"
 #include "wasm/guest_prelude.h"
+#include "wasm/host_imports.h"
 
 struct sl_engine {
   atomic_int refs; /* the owner's, plus one per loaded module */
@@ -32,6 +33,9 @@ struct sl_module {
   const sl_guest_api *api; /* the shim's table inside `dl` */
   char name[256];          /* for messages: the file name the module came from */
   char hash[65];
+  /* Per capability (host_imports.h), the first import that needs it ("module name"), or
+   * "" when the module does not import that capability. */
+  char capability_import[SL_CAP_COUNT][256];
 };
 
 void sl__engine_release(sl_engine *engine);

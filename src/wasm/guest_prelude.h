@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_GUEST_ABI_VERSION 1
+#define SL_GUEST_ABI_VERSION 2
 
 typedef struct sl_guest_ctl {
   /* Function entries trap (via sl_rt_guest_check) when the native stack pointer is below
@@ -43,7 +43,8 @@ typedef struct sl_guest_api {
   uint32_t checks; /* 1 when compiled with interruption and stack checks */
   size_t instance_size;
   void (*init_module)(void);
-  void (*instantiate)(void *instance, void *wasi);
+  /* `ctx` is handed to every import module: the host's sl_instance (instance.h). */
+  void (*instantiate)(void *instance, void *ctx);
   void (*free_instance)(void *instance);
   void *(*memory)(void *instance); /* returns wasm_rt_memory_t * */
   void (*initialize)(void *instance);

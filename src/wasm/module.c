@@ -8,7 +8,6 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
-#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,14 +19,16 @@
 
 #include "core/files.h"
 #include "wasm/codegen.h"
+#include "wasm/component.h"
 #include "wasm/engine_internal.h"
+#include "wasm/host_imports.h"
 #include "wasm/module_info.h"
 #include "wasm/runtime.h"
 #include "wasm/split.h"
 #include "wasm/toolchain.h"
 #include "wasm/wasi.h"
 
-#define SLUICE_CODEGEN_VERSION "sluice-codegen-2"
+#define SLUICE_CODEGEN_VERSION "sluice-codegen-3"
 
 extern const char sl__guest_prelude_text[];
 
@@ -148,10 +149,14 @@ static sl_status check_contract(const sl_module_info *info, const char *name, sl
     const char *sig = NULL;
     if (imp->kind == SL_EXTERN_FUNC && strcmp(imp->module, SL_WASI_MODULE) == 0)
       sig = sl__wasi_signature(imp->name);
+    const sl_host_import *host =
+        imp->kind == SL_EXTERN_FUNC ? sl__host_import_find(imp->module, imp->name) : NULL;
+    if (host) sig = host->sig;
     if (!sig)
       return sl_error_set(err, SL_BAD_MODULE,
                           "%s: the module imports `%s`.`%s`, which Sluice does not provide "
-                          "(processors may import only wasi_snapshot_preview1 functions)",
+                          "(processors may import wasi_snapshot_preview1 and the interfaces of "
+                          "wit/processor.wit; see docs/capabilities/)",
                           name, imp->module, imp->name);
     if (strcmp(sig, imp->sig) != 0)
       return sl_error_set(err, SL_BAD_MODULE,
@@ -163,11 +168,6 @@ static sl_status check_contract(const sl_module_info *info, const char *name, sl
 }
 
 /* ---- building ---------------------------------------------------------------------- */
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st, (void)flag, (void)ftw;
-  return remove(path);
-}
 
 /* The C compiler flags every guest object needs: position-independent, hidden symbols,
  * and what wasm2c's documentation requires for Wasm trap and float semantics (without
@@ -291,7 +291,7 @@ static sl_status build_native(sl_engine *engine, const uint8_t *wasm, size_t len
 done:
   /* SLUICE_KEEP_BUILD=1 keeps the generated C and the tool output, for debugging. */
   if (!getenv("SLUICE_KEEP_BUILD"))
-    nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    sl__remove_tree(dir);
   else
     sl__engine_notice(engine, "build files kept in %s", dir);
   return status;
@@ -347,6 +347,18 @@ sl_status sl_module_load_bytes(sl_engine *engine, const uint8_t *wasm, size_t le
   memset(info, 0, sizeof *info);
   const char *name = display_name ? display_name : "module";
 
+  /* A component: check its world, then go on with its main core module. */
+  uint8_t *core = NULL;
+  if (sl__is_component(wasm, len)) {
+    size_t core_len = 0;
+    sl_status status = sl__component_core_module(wasm, len, name, &core, &core_len, err);
+    if (status != SL_OK) return status;
+    sl_status loaded =
+        sl_module_load_bytes(engine, core, core_len, display_name, out, info, err);
+    free(core);
+    return loaded;
+  }
+
   sl_module_info mi;
   sl_status status = sl__module_info_parse(wasm, len, &mi, err);
   if (status != SL_OK) {
@@ -365,6 +377,13 @@ sl_status sl_module_load_bytes(sl_engine *engine, const uint8_t *wasm, size_t le
   atomic_fetch_add(&engine->refs, 1);
   snprintf(module->name, sizeof module->name, "%s", name);
   sl__sha256_hex(wasm, len, module->hash);
+  for (size_t i = 0; i < mi.import_count; i++) {
+    const sl_host_import *host = sl__host_import_find(mi.imports[i].module, mi.imports[i].name);
+    if (host && !module->capability_import[host->capability][0])
+      snprintf(module->capability_import[host->capability],
+               sizeof module->capability_import[host->capability], "%s %s", host->module,
+               host->name);
+  }
   snprintf(info->module_hash, sizeof info->module_hash, "%s", module->hash);
 
   char key_input[sizeof engine->toolchain_id + 80], key[65];
@@ -418,6 +437,17 @@ sl_status sl_module_load_file(sl_engine *engine, const char *path, sl_module **o
   status = sl_module_load_bytes(engine, wasm, len, path, out, info, err);
   free(wasm);
   return status;
+}
+
+bool sl_module_uses_capability(const sl_module *module, const char *capability, char *import,
+                               size_t import_cap) {
+  for (int c = 0; c < SL_CAP_COUNT; c++) {
+    if (strcmp(sl__capability_name((sl_capability)c), capability) != 0) continue;
+    if (!module->capability_import[c][0]) return false;
+    if (import) snprintf(import, import_cap, "%s", module->capability_import[c]);
+    return true;
+  }
+  return false;
 }
 
 void sl_module_retain(sl_module *module) { atomic_fetch_add(&module->refs, 1); }

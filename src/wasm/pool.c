@@ -27,6 +27,7 @@ struct sl_pool {
   sl_pool_stats stats;
   sl_log_fn log; /* the guest's stdout/stderr; NULL: the engine's */
   void *log_user;
+  const struct sl_node_caps *caps; /* not owned */
 };
 
 const char *sl_fault_name(sl_fault_kind kind) {
@@ -98,6 +99,8 @@ static void describe_fault(sl_fault *fault, sl_fault_kind kind, const sl_rt_thre
 static void instance_destroy(sl_instance *inst) {
   if (!inst) return;
   sl__wasi_flush(&inst->wasi);
+  if (inst->host.pending) inst->host.pending_free(inst->host.pending);
+  free(inst->host.buckets);
   if (inst->thread) sl__rt_forget_ctl(inst->thread, inst->ctl);
   inst->api->free_instance(inst->guest);
   free(inst->block);
@@ -114,7 +117,7 @@ static void do_create(sl_pool *pool, sl_instance *inst, void *arg) {
   create_call *call = arg;
   const sl_guest_api *api = inst->api;
   call->phase = "instantiation";
-  api->instantiate(inst->guest, &inst->wasi);
+  api->instantiate(inst->guest, inst); /* every import module's context (instance.h) */
   inst->memory = api->memory(inst->guest);
   inst->wasi.memory = inst->memory;
   if (api->initialize) {
@@ -146,6 +149,9 @@ static sl_status instance_create(sl_pool *pool, sl_instance **out, sl_fault *fau
   inst->wasi.log_user = pool->log ? pool->log_user : pool->module->engine->log_user;
   inst->wasi.environ = pool->environ;
   inst->wasi.environ_count = pool->environ_count;
+  inst->host.caps = pool->caps;
+  inst->host.config = pool->config;
+  inst->host.config_count = pool->config_count;
 
   create_call call = {0};
   sl_fault_kind kind = run_guarded(pool, inst, do_create, &call);
@@ -190,6 +196,7 @@ sl_status sl_pool_new(sl_module *module, const sl_pool_options *opts, sl_pool **
   pool->node_id = dup_or_die(opts->node_id ? opts->node_id : "processor");
   pool->log = opts->log;
   pool->log_user = opts->log_user;
+  pool->caps = opts->caps;
   pool->config = calloc(opts->config_count + 1, sizeof *pool->config);
   pool->environ = calloc(opts->env_count + 1, sizeof *pool->environ);
   if (!pool->config || !pool->environ) abort();

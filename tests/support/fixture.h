@@ -117,7 +117,9 @@ static inline void expect_one(sl_pool *pool, const char *payload, const char *ex
   sl_status status = run_text(pool, payload, &out, &fault);
   cr_assert_eq(status, SL_OK, "payload '%s': %s", payload, fault.message);
   cr_assert_eq(out.count, 1, "payload '%s': expected 1 event, got %zu", payload, out.count);
-  cr_assert_eq(out.items[0].payload.len, strlen(expected));
+  cr_assert_eq(out.items[0].payload.len, strlen(expected), "payload '%s': got '%.*s', expected '%s'",
+               payload, (int)out.items[0].payload.len, (const char *)out.items[0].payload.ptr,
+               expected);
   cr_assert(!expected[0] || memcmp(out.items[0].payload.ptr, expected, strlen(expected)) == 0,
             "payload '%s': got '%.*s', expected '%s'", payload, (int)out.items[0].payload.len,
             (const char *)out.items[0].payload.ptr, expected);
