@@ -64,17 +64,6 @@ typedef struct hop_state {
   size_t body_len, body_cap;
 } hop_state;
 
-static void why_set(char *why, size_t why_cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void why_set(char *why, size_t why_cap, const char *fmt, ...) {
-  if (!why || why_cap == 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(why, why_cap, fmt, ap);
-  va_end(ap);
-}
-
 static void headers_clear(hop_state *hop) {
   for (size_t i = 0; i < hop->header_count; i++) {
     free(hop->headers[i].name);
@@ -232,44 +221,44 @@ static sl_http_outcome request_check(const sl_http_request *request, char *why, 
   if (!known) {
     bool printable = request->method != NULL;
     for (const char *p = request->method; printable && *p; p++) printable = *p > 0x20 && *p < 0x7f;
-    why_set(why, why_cap, "method %.16s is not allowed (GET, POST, PUT, PATCH, DELETE, HEAD)",
-            printable ? request->method : "(unprintable)");
+    sl__http_why(why, why_cap, "method %.16s is not allowed (GET, POST, PUT, PATCH, DELETE, HEAD)",
+                 printable ? request->method : "(unprintable)");
     return SL_HTTP_INVALID_REQUEST;
   }
   if (strcmp(request->method, "HEAD") == 0 && request->body_len > 0) {
-    why_set(why, why_cap, "a HEAD request cannot have a body");
+    sl__http_why(why, why_cap, "a HEAD request cannot have a body");
     return SL_HTTP_INVALID_REQUEST;
   }
   if (request->header_count > SL_HTTP_MAX_REQUEST_HEADERS) {
-    why_set(why, why_cap, "%zu headers; at most %d", request->header_count,
-            SL_HTTP_MAX_REQUEST_HEADERS);
+    sl__http_why(why, why_cap, "%zu headers; at most %d", request->header_count,
+                 SL_HTTP_MAX_REQUEST_HEADERS);
     return SL_HTTP_INVALID_REQUEST;
   }
   size_t bytes = 0;
   for (size_t i = 0; i < request->header_count; i++) {
     const sl_kv *h = &request->headers[i];
     if (!h->key || !sl__http_header_name_is_valid(h->key)) {
-      why_set(why, why_cap, "header %zu: the name is not a valid header name", i);
+      sl__http_why(why, why_cap, "header %zu: the name is not a valid header name", i);
       return SL_HTTP_INVALID_REQUEST;
     }
     if (sl__http_header_is_reserved(h->key)) {
-      why_set(why, why_cap, "header %.64s is set by the host, not the module", h->key);
+      sl__http_why(why, why_cap, "header %.64s is set by the host, not the module", h->key);
       return SL_HTTP_INVALID_REQUEST;
     }
     if (!h->value || !sl__http_header_value_is_valid(h->value)) {
-      why_set(why, why_cap, "header %.64s: the value holds a line break or control character",
-              h->key);
+      sl__http_why(why, why_cap, "header %.64s: the value holds a line break or control character",
+                   h->key);
       return SL_HTTP_INVALID_REQUEST;
     }
     bytes += strlen(h->key) + strlen(h->value) + 4;
   }
   if (bytes > SL_HTTP_MAX_REQUEST_HEADER_BYTES) {
-    why_set(why, why_cap, "the headers take %zu bytes; at most %u", bytes,
-            SL_HTTP_MAX_REQUEST_HEADER_BYTES);
+    sl__http_why(why, why_cap, "the headers take %zu bytes; at most %u", bytes,
+                 SL_HTTP_MAX_REQUEST_HEADER_BYTES);
     return SL_HTTP_INVALID_REQUEST;
   }
   if (request->body_len > 0 && !request->body) {
-    why_set(why, why_cap, "the body has a length but no bytes");
+    sl__http_why(why, why_cap, "the body has a length but no bytes");
     return SL_HTTP_INVALID_REQUEST;
   }
   return SL_HTTP_OK;
@@ -417,7 +406,7 @@ static sl_http_outcome hop_run(const sl_http_policy *policy, const sl_http_targe
   CURL *curl = curl_easy_init();
   if (!curl || !headers_build(policy, target, request, req, &headers)) {
     curl_easy_cleanup(curl);
-    why_set(why, why_cap, "out of memory preparing the request");
+    sl__http_why(why, why_cap, "out of memory preparing the request");
     return SL_HTTP_FAILED;
   }
   long connect_ms =
@@ -442,7 +431,7 @@ static sl_http_outcome hop_run(const sl_http_policy *policy, const sl_http_targe
             method_setup(curl, req);
   sl_http_outcome outcome = SL_HTTP_FAILED;
   if (!ok) {
-    why_set(why, why_cap, "could not set up the request (libcurl refused an option)");
+    sl__http_why(why, why_cap, "could not set up the request (libcurl refused an option)");
     goto done;
   }
   CURLcode rc = curl_easy_perform(curl);
@@ -450,23 +439,23 @@ static sl_http_outcome hop_run(const sl_http_policy *policy, const sl_http_targe
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, status);
     outcome = SL_HTTP_OK;
   } else if (hop->head_too_large) {
-    why_set(why, why_cap, "the response head from %s is larger than %u bytes or %d headers",
-            target->host, SL_HTTP_MAX_RESPONSE_HEADER_BYTES, SL_HTTP_MAX_RESPONSE_HEADERS);
+    sl__http_why(why, why_cap, "the response head from %s is larger than %u bytes or %d headers",
+                 target->host, SL_HTTP_MAX_RESPONSE_HEADER_BYTES, SL_HTTP_MAX_RESPONSE_HEADERS);
     outcome = SL_HTTP_TOO_LARGE;
   } else if (hop->body_too_large) {
-    why_set(why, why_cap, "the response body from %s is larger than max_response_bytes (%llu)",
-            target->host, (unsigned long long)policy->max_response_bytes);
+    sl__http_why(why, why_cap, "the response body from %s is larger than max_response_bytes (%llu)",
+                 target->host, (unsigned long long)policy->max_response_bytes);
     outcome = SL_HTTP_TOO_LARGE;
   } else if (rc == CURLE_OPERATION_TIMEDOUT) {
-    why_set(why, why_cap, "no complete answer from %s in time", target->host);
+    sl__http_why(why, why_cap, "no complete answer from %s in time", target->host);
     outcome = SL_HTTP_TIMEOUT;
   } else if (hop->refused) {
-    why_set(why, why_cap, "%s", hop->refusal);
+    sl__http_why(why, why_cap, "%s", hop->refusal);
     outcome = SL_HTTP_DENIED;
   } else {
     /* curl's messages name hosts and ports, never header values. */
-    why_set(why, why_cap, "request to %s failed: %s", target->host,
-            curl_error[0] ? curl_error : curl_easy_strerror(rc));
+    sl__http_why(why, why_cap, "request to %s failed: %s", target->host,
+                 curl_error[0] ? curl_error : curl_easy_strerror(rc));
   }
 done:
   curl_easy_cleanup(curl);
@@ -557,12 +546,12 @@ sl_http_outcome sl_http_send(const sl_http_policy *policy, const sl_http_request
   sl_http_outcome outcome = request_check(request, why, why_cap);
   if (outcome != SL_HTTP_OK) return outcome;
   if (request->body_len > policy->max_request_bytes) {
-    why_set(why, why_cap, "the request body has %zu bytes; max_request_bytes is %llu",
-            request->body_len, (unsigned long long)policy->max_request_bytes);
+    sl__http_why(why, why_cap, "the request body has %zu bytes; max_request_bytes is %llu",
+                 request->body_len, (unsigned long long)policy->max_request_bytes);
     return SL_HTTP_TOO_LARGE;
   }
   if (!sl__http_curl_init()) {
-    why_set(why, why_cap, "libcurl could not be initialised");
+    sl__http_why(why, why_cap, "libcurl could not be initialised");
     return SL_HTTP_FAILED;
   }
 
@@ -589,8 +578,8 @@ sl_http_outcome sl_http_send(const sl_http_policy *policy, const sl_http_request
   for (unsigned redirects = 0;; redirects++) {
     uint64_t elapsed = now_ms() - start;
     if (elapsed >= budget) {
-      why_set(why, why_cap, "the timeout (%llu ms) passed during redirects",
-              (unsigned long long)budget);
+      sl__http_why(why, why_cap, "the timeout (%llu ms) passed during redirects",
+                   (unsigned long long)budget);
       outcome = SL_HTTP_TIMEOUT;
       break;
     }
@@ -602,28 +591,28 @@ sl_http_outcome sl_http_send(const sl_http_policy *policy, const sl_http_request
       /* Refused at the address: say that a redirect led there. */
       char reason[400], shown[200];
       snprintf(reason, sizeof reason, "%s", why);
-      why_set(why, why_cap, "redirect to %s denied: %s", url_shown(url, shown, sizeof shown),
-              reason);
+      sl__http_why(why, why_cap, "redirect to %s denied: %s", url_shown(url, shown, sizeof shown),
+                   reason);
     }
     if (outcome != SL_HTTP_OK) break;
     const char *location = header_find(&hop, "location");
     if (!is_redirect(status) || !location || !*location || policy->max_redirects == 0) {
       if (!response_take(&hop, status, response)) {
-        why_set(why, why_cap, "out of memory keeping the response");
+        sl__http_why(why, why_cap, "out of memory keeping the response");
         outcome = SL_HTTP_FAILED;
       }
       break;
     }
     if (redirects == policy->max_redirects) {
-      why_set(why, why_cap, "more than %u redirects (max_redirects)", policy->max_redirects);
+      sl__http_why(why, why_cap, "more than %u redirects (max_redirects)", policy->max_redirects);
       outcome = SL_HTTP_FAILED;
       break;
     }
     char shown[200];
     char *next = location_resolve(url, location);
     if (!next) {
-      why_set(why, why_cap, "%s answered %ld with a Location that is not a URL: %s", target.host,
-              status, url_shown(location, shown, sizeof shown));
+      sl__http_why(why, why_cap, "%s answered %ld with a Location that is not a URL: %s",
+                   target.host, status, url_shown(location, shown, sizeof shown));
       outcome = SL_HTTP_FAILED;
       break;
     }
@@ -632,8 +621,8 @@ sl_http_outcome sl_http_send(const sl_http_policy *policy, const sl_http_request
     url = NULL;
     verdict = sl__http_policy_parse_url(policy, next, &target, &url, reason, sizeof reason);
     if (verdict != SL__HTTP_URL_OK) {
-      why_set(why, why_cap, "redirect to %s denied: %s", url_shown(next, shown, sizeof shown),
-              reason);
+      sl__http_why(why, why_cap, "redirect to %s denied: %s", url_shown(next, shown, sizeof shown),
+                   reason);
       free(next);
       outcome = SL_HTTP_DENIED;
       break;

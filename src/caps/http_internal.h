@@ -114,4 +114,8 @@ bool sl__http_curl_init(void);
 /* Does `host` (normalised) fall under a rule or entry host `pattern`? */
 bool sl__http_host_matches(const char *pattern, bool wildcard, const char *host);
 
+/* Formats a reason into `why` (which may be NULL). */
+void sl__http_why(char *why, size_t why_cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif

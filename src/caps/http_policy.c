@@ -50,10 +50,7 @@ static const char *shown(const char *text, char *out, size_t cap) {
 
 #define SHOWN(text) shown((text), (char[96]){0}, 96)
 
-static void why_set(char *why, size_t why_cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void why_set(char *why, size_t why_cap, const char *fmt, ...) {
+void sl__http_why(char *why, size_t why_cap, const char *fmt, ...) {
   if (!why || why_cap == 0) return;
   va_list ap;
   va_start(ap, fmt);
@@ -86,30 +83,32 @@ static bool label_is_numeric(const char *label, size_t len) {
  * might read it as one, so it is refused rather than looked up. */
 static bool name_is_valid(const char *name, char *why, size_t why_cap) {
   size_t len = strlen(name);
-  if (len == 0) return why_set(why, why_cap, "the URL has an empty host"), false;
-  if (len > 253) return why_set(why, why_cap, "the host name is longer than 253 characters"), false;
+  if (len == 0) return sl__http_why(why, why_cap, "the URL has an empty host"), false;
+  if (len > 253)
+    return sl__http_why(why, why_cap, "the host name is longer than 253 characters"), false;
   const char *label = name;
   for (;;) {
     const char *dot = strchr(label, '.');
     size_t label_len = dot ? (size_t)(dot - label) : strlen(label);
     if (label_len == 0 || label_len > 63) {
-      why_set(why, why_cap, "host %s is not a valid host name (empty or long label)", SHOWN(name));
+      sl__http_why(why, why_cap, "host %s is not a valid host name (empty or long label)",
+                   SHOWN(name));
       return false;
     }
     for (size_t i = 0; i < label_len; i++) {
       char c = label[i];
       if (!(isalnum((unsigned char)c) || c == '-' || c == '_')) {
-        why_set(why, why_cap,
-                "host %s is not a valid host name (only ASCII letters, digits, '-' and '_'; "
-                "write international names in their xn-- form)",
-                SHOWN(name));
+        sl__http_why(why, why_cap,
+                     "host %s is not a valid host name (only ASCII letters, digits, '-' and '_'; "
+                     "write international names in their xn-- form)",
+                     SHOWN(name));
         return false;
       }
     }
     if (!dot) {
       if (label_is_numeric(label, label_len)) {
-        why_set(why, why_cap, "host %s is neither a host name nor a valid IPv4 address",
-                SHOWN(name));
+        sl__http_why(why, why_cap, "host %s is neither a host name nor a valid IPv4 address",
+                     SHOWN(name));
         return false;
       }
       return true;
@@ -122,17 +121,17 @@ static bool name_is_valid(const char *name, char *why, size_t why_cap) {
 static bool host_normalise(const char *raw, host_info *out, char *why, size_t why_cap) {
   memset(out, 0, sizeof *out);
   size_t len = strlen(raw);
-  if (len == 0) return why_set(why, why_cap, "the URL has an empty host"), false;
+  if (len == 0) return sl__http_why(why, why_cap, "the URL has an empty host"), false;
   if (raw[0] == '[') {
     char inner[64];
     if (raw[len - 1] != ']' || len - 2 >= sizeof inner) {
-      return why_set(why, why_cap, "host %s is not a valid IPv6 address", SHOWN(raw)), false;
+      return sl__http_why(why, why_cap, "host %s is not a valid IPv6 address", SHOWN(raw)), false;
     }
     memcpy(inner, raw + 1, len - 2);
     inner[len - 2] = '\0';
     struct in6_addr a6;
     if (inet_pton(AF_INET6, inner, &a6) != 1) {
-      return why_set(why, why_cap, "host %s is not a valid IPv6 address", SHOWN(raw)), false;
+      return sl__http_why(why, why_cap, "host %s is not a valid IPv6 address", SHOWN(raw)), false;
     }
     memcpy(out->addr, &a6, 16);
     inet_ntop(AF_INET6, &a6, out->name, sizeof out->name);
@@ -140,7 +139,7 @@ static bool host_normalise(const char *raw, host_info *out, char *why, size_t wh
     return true;
   }
   if (len > SL_HTTP_HOST_MAX) {
-    return why_set(why, why_cap, "the host name is longer than 253 characters"), false;
+    return sl__http_why(why, why_cap, "the host name is longer than 253 characters"), false;
   }
   for (size_t i = 0; i < len; i++) out->name[i] = (char)tolower((unsigned char)raw[i]);
   out->name[len] = '\0';
@@ -170,7 +169,7 @@ bool sl__http_host_matches(const char *pattern, bool wildcard, const char *host)
  * userinfo it would quietly accept; then curl parses host and port as it will for URLs. */
 static bool entry_parse(const char *text, sl__http_entry *entry, char *why, size_t why_cap) {
   memset(entry, 0, sizeof *entry);
-  if (!text || !*text) return why_set(why, why_cap, "is empty"), false;
+  if (!text || !*text) return sl__http_why(why, why_cap, "is empty"), false;
   const char *rest = text;
   const char *sep = strstr(text, "://");
   if (sep) {
@@ -180,16 +179,16 @@ static bool entry_parse(const char *text, sl__http_entry *entry, char *why, size
     } else if (scheme_len == 5 && strncasecmp(text, "https", 5) == 0) {
       strcpy(entry->scheme, "https");
     } else {
-      return why_set(why, why_cap, "has a scheme other than http:// or https://"), false;
+      return sl__http_why(why, why_cap, "has a scheme other than http:// or https://"), false;
     }
     rest = sep + 3;
   }
   for (const char *p = rest; *p; p++) {
     unsigned char c = (unsigned char)*p;
     if (c <= 0x20 || c >= 0x7f || strchr("/?#@\\%", c)) {
-      return why_set(why, why_cap,
-                     "is not [SCHEME://]HOST[:PORT] (no path, query, user, spaces or "
-                     "escapes)"),
+      return sl__http_why(why, why_cap,
+                          "is not [SCHEME://]HOST[:PORT] (no path, query, user, spaces or "
+                          "escapes)"),
              false;
     }
   }
@@ -198,51 +197,52 @@ static bool entry_parse(const char *text, sl__http_entry *entry, char *why, size
     rest += 2;
   }
   if (strchr(rest, '*')) {
-    return why_set(why, why_cap, "has a '*' that is not a leading \"*.\" (write *.example.com)"),
+    return sl__http_why(why, why_cap,
+                        "has a '*' that is not a leading \"*.\" (write *.example.com)"),
            false;
   }
   if (!*rest || rest[strlen(rest) - 1] == ':') {
-    return why_set(why, why_cap, "has an empty host or port"), false;
+    return sl__http_why(why, why_cap, "has an empty host or port"), false;
   }
 
   char url[SL_HTTP_HOST_MAX + 32];
   if ((size_t)snprintf(url, sizeof url, "http://%s/", rest) >= sizeof url) {
-    return why_set(why, why_cap, "is too long"), false;
+    return sl__http_why(why, why_cap, "is too long"), false;
   }
   bool ok = false;
   char *host = NULL, *port = NULL;
   CURLU *u = curl_url();
-  if (!u) return why_set(why, why_cap, "could not be parsed (out of memory)"), false;
+  if (!u) return sl__http_why(why, why_cap, "could not be parsed (out of memory)"), false;
   CURLUcode rc = curl_url_set(u, CURLUPART_URL, url, 0);
   if (rc != CURLUE_OK) {
-    why_set(why, why_cap, "could not be parsed: %s", curl_url_strerror(rc));
+    sl__http_why(why, why_cap, "could not be parsed: %s", curl_url_strerror(rc));
     goto done;
   }
   if (curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-    why_set(why, why_cap, "has no host");
+    sl__http_why(why, why_cap, "has no host");
     goto done;
   }
   char *zone = NULL;
   if (curl_url_get(u, CURLUPART_ZONEID, &zone, 0) == CURLUE_OK) {
     curl_free(zone);
-    why_set(why, why_cap, "has an IPv6 zone id, which is not allowed");
+    sl__http_why(why, why_cap, "has an IPv6 zone id, which is not allowed");
     goto done;
   }
   host_info info;
   char host_why[160];
   if (!host_normalise(host, &info, host_why, sizeof host_why)) {
-    why_set(why, why_cap, "is not valid: %s", host_why);
+    sl__http_why(why, why_cap, "is not valid: %s", host_why);
     goto done;
   }
   if (entry->wildcard && info.is_ip) {
-    why_set(why, why_cap, "puts a wildcard on an IP address; '*.' is for domain names");
+    sl__http_why(why, why_cap, "puts a wildcard on an IP address; '*.' is for domain names");
     goto done;
   }
   rc = curl_url_get(u, CURLUPART_PORT, &port, 0);
   if (rc == CURLUE_OK) {
     long number = strtol(port, NULL, 10);
     if (number <= 0 || number > 65535) {
-      why_set(why, why_cap, "has port %s, which is not 1-65535", port);
+      sl__http_why(why, why_cap, "has port %s, which is not 1-65535", port);
       goto done;
     }
     entry->port = (uint16_t)number;
@@ -488,11 +488,11 @@ static void address_text(const uint8_t a[16], char *out, size_t cap) {
 bool sl_http_policy_check_address(const sl_http_policy *policy, const sl_http_target *target,
                                   const struct sockaddr *addr, char *why, size_t why_cap) {
   if (!policy || !target || target->entry < 0 || (size_t)target->entry >= policy->entry_count) {
-    return why_set(why, why_cap, "no allowed_hosts entry matched the target"), false;
+    return sl__http_why(why, why_cap, "no allowed_hosts entry matched the target"), false;
   }
   uint8_t bytes[16];
   if (!sl__http_address_bytes(addr, bytes)) {
-    return why_set(why, why_cap, "refused to connect to an address that is not IPv4 or IPv6"),
+    return sl__http_why(why, why_cap, "refused to connect to an address that is not IPv4 or IPv6"),
            false;
   }
   const char *what = sl__http_address_class(bytes);
@@ -505,10 +505,11 @@ bool sl_http_policy_check_address(const sl_http_policy *policy, const sl_http_ta
   }
   char text[INET6_ADDRSTRLEN];
   address_text(bytes, text, sizeof text);
-  why_set(why, why_cap,
-          "refused to connect to %s for host %s: the address is %s; only an allowed_hosts entry "
-          "naming this address literally allows that",
-          text, target->host, what);
+  sl__http_why(
+      why, why_cap,
+      "refused to connect to %s for host %s: the address is %s; only an allowed_hosts entry "
+      "naming this address literally allows that",
+      text, target->host, what);
   return false;
 }
 
@@ -522,16 +523,16 @@ sl__http_url_verdict sl__http_policy_parse_url(const sl_http_policy *policy, con
   memset(target, 0, sizeof *target);
   target->entry = -1;
   if (canonical) *canonical = NULL;
-  if (!policy || !url) return why_set(why, why_cap, "no URL"), SL__HTTP_URL_INVALID;
+  if (!policy || !url) return sl__http_why(why, why_cap, "no URL"), SL__HTTP_URL_INVALID;
   size_t len = strlen(url);
   if (len > SL_HTTP_URL_MAX) {
-    why_set(why, why_cap, "the URL is longer than %d bytes", SL_HTTP_URL_MAX);
+    sl__http_why(why, why_cap, "the URL is longer than %d bytes", SL_HTTP_URL_MAX);
     return SL__HTTP_URL_INVALID;
   }
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)url[i];
     if (c <= 0x20 || c == 0x7f) {
-      why_set(why, why_cap, "the URL contains a space or control character (byte %zu)", i);
+      sl__http_why(why, why_cap, "the URL contains a space or control character (byte %zu)", i);
       return SL__HTTP_URL_INVALID;
     }
   }
@@ -540,20 +541,21 @@ sl__http_url_verdict sl__http_policy_parse_url(const sl_http_policy *policy, con
   char *scheme = NULL, *host = NULL, *port = NULL, *part = NULL;
   CURLU *u = curl_url();
   if (!u) {
-    why_set(why, why_cap, "out of memory parsing the URL");
+    sl__http_why(why, why_cap, "out of memory parsing the URL");
     goto done;
   }
   /* Any scheme parses, so that "gopher://..." is reported as a scheme not allowed rather
    * than as an unparsable URL. */
   CURLUcode rc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
   if (rc != CURLUE_OK) {
-    why_set(why, why_cap, "the URL %s cannot be parsed: %s", SHOWN(url), curl_url_strerror(rc));
+    sl__http_why(why, why_cap, "the URL %s cannot be parsed: %s", SHOWN(url),
+                 curl_url_strerror(rc));
     goto done;
   }
   if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
       (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-    why_set(why, why_cap, "scheme %s is not allowed (http and https only)",
-            scheme ? SHOWN(scheme) : "(none)");
+    sl__http_why(why, why_cap, "scheme %s is not allowed (http and https only)",
+                 scheme ? SHOWN(scheme) : "(none)");
     verdict = SL__HTTP_URL_DENIED;
     goto done;
   }
@@ -563,31 +565,31 @@ sl__http_url_verdict sl__http_policy_parse_url(const sl_http_policy *policy, con
   static const CURLUPart userinfo[] = {CURLUPART_USER, CURLUPART_PASSWORD, CURLUPART_OPTIONS};
   for (size_t i = 0; i < sizeof userinfo / sizeof *userinfo; i++) {
     if (curl_url_get(u, userinfo[i], &part, 0) == CURLUE_OK) {
-      why_set(why, why_cap, "the URL has userinfo (user@host), which is not allowed");
+      sl__http_why(why, why_cap, "the URL has userinfo (user@host), which is not allowed");
       verdict = SL__HTTP_URL_DENIED;
       goto done;
     }
   }
   if (curl_url_get(u, CURLUPART_ZONEID, &part, 0) == CURLUE_OK) {
-    why_set(why, why_cap, "IPv6 zone ids (%%25...) are not allowed");
+    sl__http_why(why, why_cap, "IPv6 zone ids (%%25...) are not allowed");
     verdict = SL__HTTP_URL_DENIED;
     goto done;
   }
   rc = curl_url_get(u, CURLUPART_HOST, &host, 0);
   if (rc != CURLUE_OK || !host[0]) {
-    why_set(why, why_cap, "the URL has an empty host");
+    sl__http_why(why, why_cap, "the URL has an empty host");
     goto done;
   }
   host_info info;
   if (!host_normalise(host, &info, why, why_cap)) goto done;
   strcpy(target->host, info.name);
   if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
-    why_set(why, why_cap, "the URL has no port");
+    sl__http_why(why, why_cap, "the URL has no port");
     goto done;
   }
   long number = strtol(port, NULL, 10);
   if (number <= 0 || number > 65535) {
-    why_set(why, why_cap, "port %s is not 1-65535", SHOWN(port));
+    sl__http_why(why, why_cap, "port %s is not 1-65535", SHOWN(port));
     goto done;
   }
   target->port = (uint16_t)number;
@@ -599,8 +601,8 @@ sl__http_url_verdict sl__http_policy_parse_url(const sl_http_policy *policy, con
     }
   }
   if (target->entry < 0) {
-    why_set(why, why_cap, "%s://%s%s%s:%u is not in allowed_hosts", target->scheme,
-            info.is_ipv6 ? "[" : "", target->host, info.is_ipv6 ? "]" : "", target->port);
+    sl__http_why(why, why_cap, "%s://%s%s%s:%u is not in allowed_hosts", target->scheme,
+                 info.is_ipv6 ? "[" : "", target->host, info.is_ipv6 ? "]" : "", target->port);
     verdict = SL__HTTP_URL_DENIED;
     goto done;
   }
@@ -611,13 +613,13 @@ sl__http_url_verdict sl__http_policy_parse_url(const sl_http_policy *policy, con
     if (curl_url_set(u, CURLUPART_HOST, bracketed, 0) != CURLUE_OK ||
         curl_url_set(u, CURLUPART_FRAGMENT, NULL, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_URL, &whole, 0) != CURLUE_OK) {
-      why_set(why, why_cap, "the URL cannot be put back together after normalising its host");
+      sl__http_why(why, why_cap, "the URL cannot be put back together after normalising its host");
       goto done;
     }
     *canonical = strdup(whole);
     curl_free(whole);
     if (!*canonical) {
-      why_set(why, why_cap, "out of memory");
+      sl__http_why(why, why_cap, "out of memory");
       goto done;
     }
   }

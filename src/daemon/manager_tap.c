@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/utf8.h"
 #include "daemon/manager_internal.h"
 
 typedef struct tap_binding {
@@ -40,21 +41,6 @@ static double mono_ms(void) {
   return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static bool valid_utf8(const uint8_t *s, size_t len) {
-  for (size_t i = 0; i < len;) {
-    uint8_t c = s[i];
-    size_t extra = c < 0x80             ? 0
-                   : (c & 0xE0) == 0xC0 ? 1
-                   : (c & 0xF0) == 0xE0 ? 2
-                   : (c & 0xF8) == 0xF0 ? 3
-                                        : 4;
-    if (extra == 4 || extra > len - i - 1) return false;
-    for (size_t k = 1; k <= extra; k++)
-      if ((s[i + k] & 0xC0) != 0x80) return false;
-    i += extra + 1;
-  }
-  return true;
-}
 
 static char *base64(const uint8_t *in, size_t len) {
   static const char table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -86,7 +72,7 @@ static json_t *event_json(const sl_tap_sub *sub, const sl_event *ev, uint64_t dr
       json_pack("{s:s, s:s, s:o, s:I}", "node", sub->node, "output", sub->errors ? "errors" : "out",
                 "meta", meta, "dropped", (json_int_t)dropped);
   if (!out) return NULL;
-  if (valid_utf8(ev->payload.ptr, ev->payload.len)) {
+  if (sl__utf8_valid(ev->payload.ptr, ev->payload.len, NULL)) {
     json_object_set_new(out, "payload",
                         json_stringn((const char *)ev->payload.ptr, ev->payload.len));
   } else {

@@ -4,6 +4,8 @@
  */
 #include "wasm/component_reader.h"
 
+#include "core/utf8.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -95,35 +97,6 @@ uint32_t sl__comp_count(sl_comp_reader *r, const char *what) {
   return count;
 }
 
-/* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
-static bool valid_utf8(const uint8_t *s, size_t len) {
-  size_t i = 0;
-  while (i < len) {
-    uint8_t c = s[i];
-    size_t extra;
-    uint32_t min, cp;
-    if (c < 0x80) {
-      i++;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      extra = 1, min = 0x80, cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      extra = 2, min = 0x800, cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      extra = 3, min = 0x10000, cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (extra > len - i - 1) return false;
-    for (size_t k = 1; k <= extra; k++) {
-      if ((s[i + k] & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (s[i + k] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-    i += extra + 1;
-  }
-  return true;
-}
 
 sl_comp_name sl__comp_name(sl_comp_reader *r) {
   sl_comp_name name = {"", 0};
@@ -135,7 +108,7 @@ sl_comp_name sl__comp_name(sl_comp_reader *r) {
     sl__comp_fail(r, "a name of %u bytes runs past the end of its section", len);
     return name;
   }
-  if (!valid_utf8(r->bytes + r->pos, len)) {
+  if (!sl__utf8_valid(r->bytes + r->pos, len, NULL)) {
     r->pos = at;
     sl__comp_fail(r, "a name is not valid UTF-8");
     return name;

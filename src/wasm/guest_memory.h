@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "sluice/event.h"
 #include "wasm/instance.h"
 #include "wasm/runtime.h"
@@ -69,7 +70,9 @@ static inline uint32_t sl__read_u32(const uint8_t *p) {
 }
 static inline void sl__write_u32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 
-bool sl__valid_utf8(const uint8_t *s, size_t len);
+static inline bool sl__valid_utf8(const uint8_t *s, size_t len) {
+  return sl__utf8_valid(s, len, NULL);
+}
 
 /* Allocates `size` bytes in the guest through its cabi_realloc; traps with out-of-memory
  * when it cannot. `what` names the allocation in that message. */

@@ -159,8 +159,6 @@ sl_status sl__kafka_conf_build(const kafka_client_config *cfg, const kafka_prope
 /* Milliseconds on CLOCK_MONOTONIC. */
 uint64_t sl__kafka_now_ms(void);
 
-/* Valid UTF-8 (no overlongs, no surrogates)? */
-bool sl__kafka_utf8_valid(const void *bytes, size_t len);
 
 /* Standard base64 with padding of `len` bytes into `out` (room for 4 * ((len + 2) / 3)
  * bytes); returns the length written. */

@@ -50,6 +50,7 @@
 #include <time.h>
 
 #include "connectors/kafka/kafka_offsets.h"
+#include "core/utf8.h"
 
 /* How long one consumer poll may block while no batch is being built. */
 #define POLL_MS 100
@@ -497,7 +498,7 @@ static sl_meta meta_bytes(sl_event_list *batch, const char *prefix, const char *
                           const void *value, size_t len) {
   char key[512];
   if (!value) value = "";
-  if (sl__kafka_utf8_valid(value, len)) {
+  if (sl__utf8_valid(value, len, NULL)) {
     snprintf(key, sizeof key, "%s%s", prefix, name);
     return (sl_meta){keep_str(batch, key), keep(batch, value, len)};
   }
@@ -549,7 +550,7 @@ static void add_event(kafka_source *src, part *p, const rd_kafka_message_t *m) {
     size_t len;
     if (rd_kafka_header_get_all(headers, i, &name, &value, &len) != RD_KAFKA_RESP_ERR_NO_ERROR)
       continue;
-    if (!sl__kafka_utf8_valid(name, strlen(name))) continue; /* documented: skipped */
+    if (!sl__utf8_valid(name, strlen(name), NULL)) continue; /* documented: skipped */
     meta[n++] = meta_bytes(batch, "header.", name, value, value ? len : 0);
   }
   /* Skipped headers leave room at the end: the event simply has fewer pairs. */

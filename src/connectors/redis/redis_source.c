@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "connectors/redis/redis_conn.h"
+#include "core/utf8.h"
 
 /* How long one XREADGROUP waits for new entries; also the longest an XACK waits. */
 #define READ_BLOCK_MS 200
@@ -166,40 +167,6 @@ static bool is_tracked(const redis_source *src, stream_id id) {
 
 /* ---- events ---------------------------------------------------------------------- */
 
-static bool valid_utf8(const uint8_t *s, size_t len, size_t *bad_at) {
-  size_t i = 0;
-  while (i < len) {
-    uint8_t c = s[i];
-    size_t n = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    if ((c & 0xe0) == 0xc0) {
-      n = 1, cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      n = 2, cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      n = 3, cp = c & 0x07;
-    } else {
-      *bad_at = i;
-      return false;
-    }
-    bool ok = len - i > n;
-    for (size_t k = 1; ok && k <= n; k++) {
-      ok = (s[i + k] & 0xc0) == 0x80;
-      cp = (cp << 6) | (s[i + k] & 0x3fu);
-    }
-    if (!ok || (n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
-      *bad_at = i;
-      return false;
-    }
-    i += n + 1;
-  }
-  return true;
-}
 
 /*
  * Copies a Redis string into the batch as metadata text. Metadata is UTF-8 (event.h)
@@ -209,7 +176,7 @@ static sl_bytes meta_text(sl_event_list *batch, const char *str, size_t len) {
   sl_bytes out = {NULL, 0};
   const uint8_t *s = (const uint8_t *)(str ? str : "");
   size_t bad_at;
-  if (valid_utf8(s, len, &bad_at)) {
+  if (sl__utf8_valid(s, len, &bad_at)) {
     if (sl_event_list_copy(batch, s, len, &out) != SL_OK) abort(); /* host out of memory */
     return out;
   }
@@ -218,7 +185,7 @@ static sl_bytes meta_text(sl_event_list *batch, const char *str, size_t len) {
   size_t at = 0, i = 0;
   while (i < len) {
     size_t rel;
-    if (valid_utf8(s + i, len - i, &rel)) rel = len - i;
+    if (sl__utf8_valid(s + i, len - i, &rel)) rel = len - i;
     memcpy(fixed + at, s + i, rel);
     at += rel;
     i += rel;
