@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/files.h"
 #include "caps/node_caps.h"
+#include "core/files.h"
 #include "core/pipeline_internal.h"
 
 void sl__pipeline_notify(sl_pipeline *pipeline) {
@@ -81,8 +81,7 @@ sl_pool_options sl__wasm_pool_options(const sl_node_spec *node, const sl_kv *con
 
 /* A module that imports a capability its node was not granted is refused, naming the
  * import and the node's place in the file (logging and config are always granted). */
-static sl_status check_grants(const sl_pipeline_spec *spec, const sl_node_spec *node,
-                              const sl_module *module, sl_error *err) {
+static sl_status check_grants(const sl_node_spec *node, const sl_module *module, sl_error *err) {
   const sl_capabilities *caps = &((const sl_wasm_config *)node->config)->capabilities;
   static const struct {
     const char *capability, *example, *page;
@@ -97,13 +96,11 @@ static sl_status check_grants(const sl_pipeline_spec *spec, const sl_node_spec *
       continue;
     char *name = strchr(import, ' ');
     if (name) *name++ = '\0';
-    (void)spec;
     return sl_error_set(err, SL_CONFIG,
                         "%s:%d:%d: node '%s': the module imports `%s` from %s, but the node has "
                         "no %s grant; add %s to the node (docs/capabilities/%s.md)",
-                        node->loc.file, node->loc.line, node->loc.col, node->id,
-                        name ? name : "", import, needs[i].capability, needs[i].example,
-                        needs[i].page);
+                        node->loc.file, node->loc.line, node->loc.col, node->id, name ? name : "",
+                        import, needs[i].capability, needs[i].example, needs[i].page);
   }
   return SL_OK;
 }
@@ -117,8 +114,7 @@ static sl_status node_caps_build(const sl_pipeline_spec *spec, const sl_node_spe
   sl_error inner = {{0}};
   sl_status st = SL_OK;
   if (!*kv && wasm->capabilities.bucket_count) st = sl_kv_registry_new(state_dir, kv, &inner);
-  if (st == SL_OK)
-    st = sl_node_caps_new(&wasm->capabilities, *kv, wasm->time_limit, caps, &inner);
+  if (st == SL_OK) st = sl_node_caps_new(&wasm->capabilities, *kv, wasm->time_limit, caps, &inner);
   if (st == SL_OK) return SL_OK;
   sl_pipeline_spec_redact(spec, inner.message, sizeof inner.message);
   return sl_error_set(err, st, "%s:%d:%d: node '%s': capabilities: %s", node->loc.file,
@@ -133,21 +129,23 @@ sl_status sl_pipeline_check_processor(sl_engine *engine, const sl_pipeline_spec 
   sl_error inner = {{0}};
   sl_status st = sl_module_load_file(engine, wasm->module, &module, NULL, &inner);
   if (st != SL_OK) return module_error(spec, node, st, &inner, err);
-  if ((st = check_grants(spec, node, module, err)) != SL_OK) {
+  if ((st = check_grants(node, module, err)) != SL_OK) {
     sl_module_release(module);
     return st;
   }
-  /* init may use its buckets: give it scratch ones, so checking a file changes no state. */
+  /* init may use its buckets: give it scratch ones, so checking a file changes no state
+   * (the folder is made only for a node that has buckets). */
   char scratch[] = "/tmp/sluice-validate-XXXXXX";
+  bool has_buckets = wasm->capabilities.bucket_count > 0;
   sl_kv_registry *kv = NULL;
   sl_node_caps *caps = NULL;
-  if (!mkdtemp(scratch)) {
+  if (has_buckets && !mkdtemp(scratch)) {
     sl_module_release(module);
     return sl_error_set(err, SL_IO, "cannot create a scratch folder: %s", strerror(errno));
   }
   if ((st = node_caps_build(spec, node, scratch, &kv, &caps, err)) != SL_OK) {
     sl_kv_registry_destroy(kv);
-    sl__remove_tree(scratch);
+    if (has_buckets) sl__remove_tree(scratch);
     sl_module_release(module);
     return st;
   }
@@ -167,7 +165,7 @@ sl_status sl_pipeline_check_processor(sl_engine *engine, const sl_pipeline_spec 
   free(env);
   sl_node_caps_destroy(caps);
   sl_kv_registry_destroy(kv);
-  sl__remove_tree(scratch);
+  if (has_buckets) sl__remove_tree(scratch);
   sl_module_release(module);
   return st;
 }
@@ -180,7 +178,7 @@ static sl_status load_module(sl_pipeline *pipeline, size_t i, sl_error *err) {
   sl_error inner = {{0}};
   sl_status st = sl_module_load_file(pipeline->engine, wasm->module, &rt->module, NULL, &inner);
   if (st != SL_OK) return module_error(pipeline->spec, node, st, &inner, err);
-  if ((st = check_grants(pipeline->spec, node, rt->module, err)) != SL_OK) return st;
+  if ((st = check_grants(node, rt->module, err)) != SL_OK) return st;
   st = node_caps_build(pipeline->spec, node, pipeline->state_dir, &pipeline->kv, &rt->caps, err);
   if (st != SL_OK) return st;
   rt->proc_config = kv_from_map(&wasm->config);

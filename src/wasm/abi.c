@@ -32,16 +32,7 @@ static inline const uint8_t *guest_span(sl_instance *inst, uint32_t ptr, uint64_
   return guest_span_at(inst, ptr, len, align, what, NO_EVENT);
 }
 
-#define read_u32 sl__read_u32
-#define valid_utf8 sl__valid_utf8
-
 /* ---- lowering ---------------------------------------------------------------------- */
-
-static uint32_t lower_bytes(sl_instance *inst, const uint8_t *bytes, size_t len, const char *what) {
-  return sl__guest_lower_bytes(inst, bytes, len, what);
-}
-
-#define lower_pairs sl__guest_lower_pairs
 
 /* ---- lifting ----------------------------------------------------------------------- */
 
@@ -60,7 +51,7 @@ static sl_bytes lift_string(sl_instance *inst, sl_event_list *out, lift_budget *
                             uint32_t ptr, uint32_t len, const char *what, uint32_t index) {
   span_label label = {NULL, (long)index};
   const uint8_t *s = guest_span_at(inst, ptr, len, 1, what, label);
-  if (!valid_utf8(s, len)) bad_result(inst, "event %u %s is not valid UTF-8", index, what);
+  if (!sl__valid_utf8(s, len)) bad_result(inst, "event %u %s is not valid UTF-8", index, what);
   charge(inst, budget, len);
   sl_bytes copy;
   if (sl_event_list_copy(out, s, len, &copy) != SL_OK) abort(); /* host out of memory */
@@ -76,8 +67,8 @@ static void lift_events(sl_instance *inst, uint32_t list, uint32_t count, sl_eve
   for (uint32_t i = 0; i < count; i++) {
     span_label label = {NULL, (long)i};
     const uint8_t *rec = inst->memory->data + list + (uint64_t)i * 16; /* checked above */
-    uint32_t pp = read_u32(rec), pl = read_u32(rec + 4);
-    uint32_t mp = read_u32(rec + 8), mc = read_u32(rec + 12);
+    uint32_t pp = sl__read_u32(rec), pl = sl__read_u32(rec + 4);
+    uint32_t mp = sl__read_u32(rec + 8), mc = sl__read_u32(rec + 12);
     const uint8_t *payload = guest_span_at(inst, pp, pl, 1, "payload", label);
     guest_span_at(inst, mp, (uint64_t)mc * 16, 4, "metadata list", label);
     charge(inst, &budget, pl + (uint64_t)mc * 16);
@@ -88,10 +79,10 @@ static void lift_events(sl_instance *inst, uint32_t list, uint32_t count, sl_eve
     if (pl) memcpy(payload_copy, payload, pl);
     for (uint32_t m = 0; m < mc; m++) {
       const uint8_t *pair = inst->memory->data + mp + (uint64_t)m * 16;
-      meta[m].key =
-          lift_string(inst, out, &budget, read_u32(pair), read_u32(pair + 4), "metadata key", i);
-      meta[m].value = lift_string(inst, out, &budget, read_u32(pair + 8), read_u32(pair + 12),
-                                  "metadata value", i);
+      meta[m].key = lift_string(inst, out, &budget, sl__read_u32(pair), sl__read_u32(pair + 4),
+                                "metadata key", i);
+      meta[m].value = lift_string(inst, out, &budget, sl__read_u32(pair + 8),
+                                  sl__read_u32(pair + 12), "metadata value", i);
     }
   }
 }
@@ -111,19 +102,19 @@ static uint8_t read_result(sl_instance *inst, uint32_t ptr, uint32_t *a, uint32_
   const uint8_t *r = guest_span(inst, ptr, 12, 4, "result area");
   uint8_t disc = r[0];
   if (disc > 1) bad_result(inst, "result discriminant is %u; expected 0 (ok) or 1 (err)", disc);
-  *a = read_u32(r + 4);
-  *b = read_u32(r + 8);
+  *a = sl__read_u32(r + 4);
+  *b = sl__read_u32(r + 8);
   return disc;
 }
 
 bool sl__abi_process(sl_instance *inst, const sl_event *in, sl_event_list *out, char *error,
                      size_t error_cap) {
   const sl_guest_api *api = inst->api;
-  uint32_t payload = lower_bytes(inst, in->payload.ptr, in->payload.len, "payload");
+  uint32_t payload = sl__guest_lower_bytes(inst, in->payload.ptr, in->payload.len, "payload");
   static const sl_meta no_meta;
   const sl_meta *pairs = in->meta_count ? in->meta : &no_meta;
   uint32_t meta =
-      lower_pairs(inst, &pairs[0].key, &pairs[0].value, sizeof(sl_meta), in->meta_count);
+      sl__guest_lower_pairs(inst, &pairs[0].key, &pairs[0].value, sizeof(sl_meta), in->meta_count);
   uint32_t result = GUEST_CALL(inst, api->process(inst->guest, payload, (uint32_t)in->payload.len,
                                                   meta, (uint32_t)in->meta_count));
   uint32_t a, b;
@@ -145,7 +136,7 @@ bool sl__abi_init(sl_instance *inst, const sl_kv *config, size_t count, char *er
     pairs[2 * i] = sl_bytes_from_cstr(config[i].key);
     pairs[2 * i + 1] = sl_bytes_from_cstr(config[i].value);
   }
-  uint32_t list = lower_pairs(inst, &pairs[0], &pairs[1], 2 * sizeof(sl_bytes), count);
+  uint32_t list = sl__guest_lower_pairs(inst, &pairs[0], &pairs[1], 2 * sizeof(sl_bytes), count);
   uint32_t result = GUEST_CALL(inst, api->init(inst->guest, list, (uint32_t)count));
   uint32_t a, b;
   bool ok = read_result(inst, result, &a, &b) == 0;

@@ -64,18 +64,7 @@ static sl_http_outcome send_request(sl_instance *inst, const uint8_t *method, ui
              MAX_HEADERS);
     return SL_HTTP_INVALID_REQUEST;
   }
-  /* Texts go on as C strings: a NUL inside one would silently shorten it. */
   const uint8_t *pairs = inst->memory->data + headers_ptr;
-  bool nul = memchr(method, 0, method_len) || memchr(url, 0, url_len);
-  for (uint32_t i = 0; i < header_count && !nul; i++) {
-    const uint8_t *pair = pairs + i * 16;
-    nul = memchr(inst->memory->data + sl__read_u32(pair), 0, sl__read_u32(pair + 4)) ||
-          memchr(inst->memory->data + sl__read_u32(pair + 8), 0, sl__read_u32(pair + 12));
-  }
-  if (nul) {
-    snprintf(result->why, sizeof result->why, "the method, the URL or a header holds a NUL byte");
-    return SL_HTTP_INVALID_REQUEST;
-  }
   sl_kv headers[MAX_HEADERS ? MAX_HEADERS : 1];
   for (uint32_t i = 0; i < header_count; i++) {
     const uint8_t *pair = pairs + i * 16;
@@ -106,12 +95,16 @@ void sl_host_http_send(void *ctx, uint32_t method_ptr, uint32_t method_len, uint
   sl_span_label none = {NULL, -1};
   const uint8_t *pairs = sl__guest_span_as(inst, SL_FAULT_BAD_IMPORT_CALL, headers_ptr,
                                            (uint64_t)header_count * 16, 4, "header list", none);
+  /* Texts go on as C strings: a NUL inside one would silently shorten it. */
+  bool nul = memchr(method, 0, method_len) || memchr(url, 0, url_len);
   uint64_t header_bytes = 0;
   for (uint32_t i = 0; i < header_count; i++) {
     const uint8_t *pair = pairs + (uint64_t)i * 16;
     uint32_t name_len = sl__read_u32(pair + 4), value_len = sl__read_u32(pair + 12);
-    sl__host_arg_string(inst, sl__read_u32(pair), name_len, "header name");
-    sl__host_arg_string(inst, sl__read_u32(pair + 8), value_len, "header value");
+    const uint8_t *name = sl__host_arg_string(inst, sl__read_u32(pair), name_len, "header name");
+    const uint8_t *value =
+        sl__host_arg_string(inst, sl__read_u32(pair + 8), value_len, "header value");
+    nul = nul || memchr(name, 0, name_len) || memchr(value, 0, value_len);
     header_bytes += (uint64_t)name_len + value_len;
   }
   const uint8_t *body = sl__host_arg_bytes(inst, body_ptr, body_len, "body");
@@ -123,6 +116,9 @@ void sl_host_http_send(void *ctx, uint32_t method_ptr, uint32_t method_len, uint
   if (header_bytes > MAX_HEADER_BYTES) {
     snprintf(result->why, sizeof result->why, "the headers hold %llu bytes; at most %u",
              (unsigned long long)header_bytes, MAX_HEADER_BYTES);
+    outcome = SL_HTTP_INVALID_REQUEST;
+  } else if (nul) {
+    snprintf(result->why, sizeof result->why, "the method, the URL or a header holds a NUL byte");
     outcome = SL_HTTP_INVALID_REQUEST;
   } else {
     outcome = send_request(inst, method, method_len, url, url_len, headers_ptr, header_count, body,

@@ -175,14 +175,13 @@ void sl_host_kv_list_keys(void *ctx, uint32_t handle, uint32_t cursor_tag, uint3
   sl_error err;
   sl_status status = sl_kv_list_keys(bucket, cursor, page, &err);
   free(cursor);
-  sl__host_park(inst, page, free_page);
   if (status != SL_OK) {
     free_page(page);
-    inst->host.pending = NULL;
     return_error(inst, ret, 24, 4, KV_OTHER, err.message);
     sl__host_leave(inst);
     return;
   }
+  sl__host_park(inst, page, free_page);
   uint32_t keys = sl__guest_alloc(inst, 4, (uint64_t)page->count * 8, "key list");
   for (size_t i = 0; i < page->count; i++) {
     uint32_t ptr = sl__host_lower_string(inst, page->keys[i], page->key_lens[i]);
@@ -190,7 +189,8 @@ void sl_host_kv_list_keys(void *ctx, uint32_t handle, uint32_t cursor_tag, uint3
     sl__write_u32(slot, ptr);
     sl__write_u32(slot + 4, (uint32_t)page->key_lens[i]);
   }
-  uint32_t next = page->cursor ? sl__host_lower_string(inst, page->cursor, strlen(page->cursor)) : 0;
+  uint32_t next =
+      page->cursor ? sl__host_lower_string(inst, page->cursor, strlen(page->cursor)) : 0;
   uint8_t *area = sl__host_ret(inst, ret, 24, 4);
   sl__write_u32(area + 4, keys);
   sl__write_u32(area + 8, (uint32_t)page->count);
